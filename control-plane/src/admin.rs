@@ -1,0 +1,116 @@
+//! The admin HTTP API: liveness, a JSON status of everything the control
+//! plane knows, and Prometheus metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::registry::Fleet;
+use crate::status::{ConfigStatus, Status, StreamStatus};
+use crate::xds::resources::{cluster_name, route_prefix};
+use crate::xds::SnapshotCache;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub status: Status,
+    pub cache: SnapshotCache,
+    pub fleet: watch::Receiver<Arc<Fleet>>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct EndpointView {
+    address: String,
+    weight: u32,
+    protocol: crate::config::Protocol,
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    name: String,
+    route: String,
+    cluster: String,
+    path: String,
+    endpoints: Vec<EndpointView>,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    config: ConfigStatus,
+    services: Vec<ServiceView>,
+    snapshot: BTreeMap<&'static str, usize>,
+    streams: Vec<StreamStatus>,
+}
+
+async fn status(State(st): State<AdminState>) -> Json<StatusView> {
+    let fleet = st.fleet.borrow().clone();
+    let services = fleet
+        .services
+        .values()
+        .map(|s| ServiceView {
+            name: s.name.to_string(),
+            route: route_prefix(&s.name),
+            cluster: cluster_name(&s.name),
+            path: s.path.clone(),
+            endpoints: s
+                .endpoints
+                .iter()
+                .map(|e| EndpointView {
+                    address: e.socket_addr().to_string(),
+                    weight: e.weight,
+                    protocol: e.protocol,
+                    metadata: e.metadata.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let snapshot = st.cache.current().counts().into_iter().map(|(t, n)| (t.short(), n)).collect();
+    Json(StatusView { config: st.status.config(), services, snapshot, streams: st.status.streams() })
+}
+
+async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
+    let c = &st.status.counters;
+    let fleet = st.fleet.borrow().clone();
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    counter("only1mcp_config_reloads_total", "Config loads accepted.", c.config_reloads.load(Ordering::Relaxed));
+    counter("only1mcp_config_rejections_total", "Config edits refused as invalid.", c.config_rejections.load(Ordering::Relaxed));
+    counter("only1mcp_xds_responses_total", "xDS responses sent.", c.xds_responses.load(Ordering::Relaxed));
+    counter("only1mcp_xds_nacks_total", "xDS responses Envoy rejected.", c.xds_nacks.load(Ordering::Relaxed));
+    counter("only1mcp_xds_streams_total", "xDS streams opened.", c.xds_streams_total.load(Ordering::Relaxed));
+    counter("only1mcp_snapshots_total", "Snapshots published.", c.snapshots.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP only1mcp_xds_streams Connected xDS streams.\n# TYPE only1mcp_xds_streams gauge\nonly1mcp_xds_streams {}",
+        st.status.streams().len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP only1mcp_config_valid 1 if the config file on disk is in force, 0 if it was refused.\n# TYPE only1mcp_config_valid gauge\nonly1mcp_config_valid {}",
+        u8::from(st.status.config().rejected.is_none())
+    );
+    let _ = writeln!(out, "# HELP only1mcp_endpoints Endpoints by service.\n# TYPE only1mcp_endpoints gauge");
+    for s in fleet.services.values() {
+        let _ = writeln!(out, "only1mcp_endpoints{{service=\"{}\"}} {}", s.name, s.endpoints.len());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,152 @@
+//! Wiring: discovery feeds the registry, the registry becomes a snapshot,
+//! the snapshot is served over ADS; the admin API shows all of it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::config::{Config, EnvoySettings};
+use crate::discovery::static_file::{self, FileEvent};
+use crate::registry::{Fleet, Registry};
+use crate::status::{Counters, Status};
+use crate::xds::resources::build_snapshot;
+use crate::xds::server::AdsServer;
+use crate::xds::SnapshotCache;
+
+const STATIC_SOURCE: &str = "static";
+
+/// Where the servers actually listen (ports may have been 0 in the config).
+#[derive(Debug, Clone, Serialize)]
+pub struct Bound {
+    pub xds: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// Keeps the registry, the Envoy settings and the published snapshot in step.
+struct Pipeline {
+    registry: Registry,
+    settings: EnvoySettings,
+    cache: SnapshotCache,
+    fleet_tx: watch::Sender<Arc<Fleet>>,
+    status: Status,
+}
+
+impl Pipeline {
+    fn publish(&mut self) {
+        let fleet = self.registry.fleet();
+        match build_snapshot(&self.settings, &fleet) {
+            Ok(snap) => {
+                if self.cache.set(snap) {
+                    Counters::inc(&self.status.counters.snapshots);
+                    info!(services = fleet.services.len(), endpoints = fleet.endpoint_count(), "published new xDS snapshot");
+                }
+                self.fleet_tx.send_replace(Arc::new(fleet));
+            }
+            // Cannot happen with the builder's own naming; if it does, the
+            // previous snapshot keeps serving.
+            Err(e) => error!(error = %e, "built an inconsistent snapshot; keeping the previous one"),
+        }
+    }
+
+    fn apply(&mut self, cfg: &Config) {
+        self.settings = cfg.envoy.clone();
+        self.registry.set(STATIC_SOURCE, cfg.backends.clone());
+        self.publish();
+    }
+}
+
+/// Runs the control plane until `shutdown` resolves.
+pub async fn serve(
+    config_path: Option<PathBuf>,
+    ready_file: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (config, initial_content) = match &config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let cfg = Config::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (cfg, Some(text))
+        }
+        None => (Config::default(), None),
+    };
+    let status = Status::default();
+    status.config_loaded(config_path.as_ref().map(|p| p.display().to_string()));
+    let cache = SnapshotCache::default();
+    let (fleet_tx, fleet_rx) = watch::channel(Arc::new(Fleet::default()));
+    let mut pipeline = Pipeline { registry: Registry::new(), settings: config.envoy.clone(), cache: cache.clone(), fleet_tx, status: status.clone() };
+    pipeline.apply(&config);
+
+    let xds_listener = TcpListener::bind(config.xds).await.with_context(|| format!("binding xDS on {}", config.xds))?;
+    let admin_listener = TcpListener::bind(config.admin).await.with_context(|| format!("binding admin on {}", config.admin))?;
+    let bound = Bound { xds: xds_listener.local_addr()?, admin: admin_listener.local_addr()? };
+    info!(xds = %bound.xds, admin = %bound.admin, listener = %config.envoy.listener, "control plane serving");
+    if let Some(path) = &ready_file {
+        std::fs::write(path, serde_json::to_vec(&bound)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let ads = AdsServer::new(cache.clone(), status.clone()).into_service();
+    let xds_task = tokio::spawn(
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .add_service(ads)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), stopped(stop_rx.clone())),
+    );
+    let admin_app = admin::router(AdminState { status: status.clone(), cache: cache.clone(), fleet: fleet_rx });
+    let admin_shutdown = stopped(stop_rx.clone());
+    let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin_app).with_graceful_shutdown(admin_shutdown).await });
+
+    let (events_tx, mut events_rx) = mpsc::channel(8);
+    if let Some(path) = config_path.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = static_file::watch(path, initial_content, events_tx).await {
+                error!(error = %e, "config watcher stopped; edits will not be picked up");
+            }
+        });
+    } else {
+        drop(events_tx);
+    }
+
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            ev = events_rx.recv(), if !events_rx.is_closed() => match ev {
+                Some(FileEvent::Loaded(cfg)) => {
+                    if cfg.xds != config.xds || cfg.admin != config.admin {
+                        warn!("xds and admin addresses are read at start only; restart to change them");
+                    }
+                    pipeline.apply(&cfg);
+                    status.config_loaded(config_path.as_ref().map(|p| p.display().to_string()));
+                    info!(backends = cfg.backends.len(), "config reloaded");
+                }
+                Some(FileEvent::Rejected(err)) => {
+                    let problems = err.problems();
+                    error!(error = %err, "config edit refused; the last good config stays in force");
+                    status.config_rejected(&problems);
+                }
+                None => {}
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    let _ = xds_task.await;
+    let _ = admin_task.await;
+    info!("control plane stopped");
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! Envoy resources for a fleet of MCP services: one listener, one route
+//! table, and a cluster plus a ClusterLoadAssignment per service.
+//!
+//! Naming: service `weather` is cluster `mcp_weather`, reached at
+//! `/mcp/weather` on Envoy's listener, rewritten to the backends' MCP path.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    self, ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
+};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::{
+    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthStatus,
+    Metadata, SocketAddress, TypedExtensionConfig,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
+use envoy_types::pb::envoy::config::route::v3::{
+    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::http::stateful_session::v3::StatefulSession;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    http_connection_manager::{CodecType, RouteSpecifier},
+    http_filter, HttpConnectionManager, HttpFilter, Rds,
+};
+use envoy_types::pb::envoy::extensions::http::stateful_session::envelope::v3::{envelope_session_state, EnvelopeSessionState};
+use envoy_types::pb::envoy::r#type::v3::Percent;
+use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind, Struct, UInt32Value};
+use envoy_types::util::pack_any;
+use serde::Serialize;
+
+use super::snapshot::{InconsistentSnapshot, References};
+use super::{Resource, Snapshot, TypeUrl};
+use crate::config::{Backend, EnvoySettings, ServiceName};
+use crate::registry::{Fleet, Service};
+
+pub const LISTENER_NAME: &str = "mcp_listener";
+pub const ROUTE_CONFIG_NAME: &str = "mcp_routes";
+/// The metadata namespace our endpoint labels live under.
+pub const METADATA_NAMESPACE: &str = "only1mcp";
+/// Legacy MCP sessions are pinned to the host that created them.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+pub fn cluster_name(service: &ServiceName) -> String {
+    format!("mcp_{service}")
+}
+
+pub fn route_prefix(service: &ServiceName) -> String {
+    format!("/mcp/{service}")
+}
+
+/// Builds the complete, checked snapshot for a fleet.
+pub fn build_snapshot(settings: &EnvoySettings, fleet: &Fleet) -> Result<Snapshot, InconsistentSnapshot> {
+    let mut resources = Vec::new();
+    let mut refs = References::default();
+    for svc in fleet.services.values() {
+        resources.push((TypeUrl::Cluster, cluster(settings, svc)));
+        resources.push((TypeUrl::ClusterLoadAssignment, load_assignment(svc)));
+        refs.route_clusters.insert(cluster_name(&svc.name));
+    }
+    resources.push((TypeUrl::RouteConfiguration, route_configuration(fleet)));
+    resources.push((TypeUrl::Listener, listener(settings)));
+    refs.listener_routes = BTreeSet::from([ROUTE_CONFIG_NAME.to_string()]);
+    Snapshot::new(resources, refs)
+}
+
+fn fingerprint(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn ads() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
+fn duration(d: Duration) -> pbuf::Duration {
+    pbuf::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+fn socket_address(addr: SocketAddr) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: addr.ip().to_string(),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(addr.port()))),
+            ..Default::default()
+        })),
+    }
+}
+
+fn listener(settings: &EnvoySettings) -> Resource {
+    let hcm = HttpConnectionManager {
+        stat_prefix: "mcp".into(),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: ROUTE_CONFIG_NAME.into() })),
+        // SSE streams sit idle between events; Envoy's 5 min default would cut them.
+        stream_idle_timeout: Some(duration(settings.stream_idle_timeout)),
+        http_filters: vec![session_filter(), router_filter()],
+        ..Default::default()
+    };
+    let l = Listener {
+        name: LISTENER_NAME.into(),
+        address: Some(socket_address(settings.listener)),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.http_connection_manager".into(),
+                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Resource::new(LISTENER_NAME, pack_any(l), &fingerprint(&(settings.listener, settings.stream_idle_timeout)))
+}
+
+/// Pins a legacy session to its host. The server creates `mcp-session-id`
+/// only after Envoy chose the host, so hashing cannot work; the envelope
+/// mode wraps the host address into the id the client sees.
+fn session_filter() -> HttpFilter {
+    let state = EnvelopeSessionState { header: Some(envelope_session_state::Header { name: SESSION_HEADER.into() }) };
+    let filter = StatefulSession {
+        session_state: Some(TypedExtensionConfig {
+            name: "envoy.http.stateful_session.envelope".into(),
+            typed_config: Some(pack_any(state)),
+        }),
+        ..Default::default()
+    };
+    HttpFilter {
+        name: "envoy.filters.http.stateful_session".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(filter))),
+        ..Default::default()
+    }
+}
+
+fn router_filter() -> HttpFilter {
+    HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+        ..Default::default()
+    }
+}
+
+fn route_configuration(fleet: &Fleet) -> Resource {
+    let routes = fleet
+        .services
+        .values()
+        .map(|svc| Route {
+            name: svc.name.to_string(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(route_match::PathSpecifier::PathSeparatedPrefix(route_prefix(&svc.name))),
+                ..Default::default()
+            }),
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster_name(&svc.name))),
+                prefix_rewrite: svc.path.clone(),
+                // Long tool calls and SSE streams: no overall deadline (the
+                // 15 s default breaks them); idle streams are bounded by the
+                // connection manager's stream_idle_timeout instead.
+                timeout: Some(duration(Duration::ZERO)),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let rc = RouteConfiguration {
+        name: ROUTE_CONFIG_NAME.into(),
+        virtual_hosts: vec![VirtualHost { name: "mcp".into(), domains: vec!["*".into()], routes, ..Default::default() }],
+        ..Default::default()
+    };
+    let fp: Vec<(&ServiceName, &str)> = fleet.services.values().map(|s| (&s.name, s.path.as_str())).collect();
+    Resource::new(ROUTE_CONFIG_NAME, pack_any(rc), &fingerprint(&fp))
+}
+
+fn cluster(settings: &EnvoySettings, svc: &Service) -> Resource {
+    let name = cluster_name(&svc.name);
+    let c = Cluster {
+        name: name.clone(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() }),
+        connect_timeout: Some(duration(settings.connect_timeout)),
+        // Power of two choices on outstanding requests: MCP calls vary
+        // wildly in length, so request counts say more than round robin.
+        lb_policy: LbPolicy::LeastRequest as i32,
+        common_lb_config: Some(CommonLbConfig {
+            // Envoy delays health and weight changes by 1 s by default to
+            // batch them; our control plane already batches, and health
+            // verdicts must land fast, so apply them at once.
+            update_merge_window: Some(duration(Duration::ZERO)),
+            // Envoy's default panic mode (ignore health once 50% of hosts are
+            // unhealthy) would send traffic to hosts we know are dead; our
+            // verdicts are deliberate, so honour them down to zero.
+            healthy_panic_threshold: Some(Percent { value: 0.0 }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let _ = cluster::LbPolicy::LeastRequest;
+    Resource::new(name, pack_any(c), &fingerprint(&(settings.connect_timeout, &svc.name)))
+}
+
+fn load_assignment(svc: &Service) -> Resource {
+    let name = cluster_name(&svc.name);
+    let lb_endpoints = svc.endpoints.iter().map(lb_endpoint).collect();
+    let cla = ClusterLoadAssignment {
+        cluster_name: name.clone(),
+        endpoints: vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }],
+        ..Default::default()
+    };
+    Resource::new(name, pack_any(cla), &fingerprint(&svc.endpoints))
+}
+
+fn lb_endpoint(b: &Backend) -> LbEndpoint {
+    let mut fields = std::collections::HashMap::new();
+    for (k, v) in &b.metadata {
+        fields.insert(k.clone(), pbuf::Value { kind: Some(Kind::StringValue(v.clone())) });
+    }
+    fields.insert("service".into(), pbuf::Value { kind: Some(Kind::StringValue(b.service.to_string())) });
+    let metadata = Metadata {
+        filter_metadata: [(METADATA_NAMESPACE.to_string(), Struct { fields })].into_iter().collect(),
+        ..Default::default()
+    };
+    LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+            address: Some(socket_address(b.socket_addr())),
+            ..Default::default()
+        })),
+        health_status: HealthStatus::Healthy as i32,
+        load_balancing_weight: Some(UInt32Value { value: b.weight }),
+        metadata: Some(metadata),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::registry::Registry;
+    use prost::Message;
+
+    fn fleet(yaml: &str) -> (Config, Fleet) {
+        let cfg = Config::from_yaml(yaml).unwrap();
+        let mut r = Registry::new();
+        r.set("static", cfg.backends.clone());
+        let f = r.fleet();
+        (cfg, f)
+    }
+
+    const TWO: &str = "backends:\n  - {service: weather, address: 127.0.0.1, port: 9001, weight: 2, metadata: {zone: a, rack: b}}\n  - {service: files, address: 127.0.0.2, port: 9002, path: /rpc}\n";
+
+    #[test]
+    fn snapshot_has_one_cluster_and_route_per_service() {
+        let (cfg, f) = fleet(TWO);
+        let s = build_snapshot(&cfg.envoy, &f).unwrap();
+        let counts = s.counts();
+        assert_eq!(counts[&TypeUrl::Cluster], 2);
+        assert_eq!(counts[&TypeUrl::ClusterLoadAssignment], 2);
+        assert_eq!(counts[&TypeUrl::Listener], 1);
+        assert_eq!(counts[&TypeUrl::RouteConfiguration], 1);
+        let rc = RouteConfiguration::decode(s.get(TypeUrl::RouteConfiguration, ROUTE_CONFIG_NAME).unwrap().body.value.as_slice()).unwrap();
+        let routes = &rc.virtual_hosts[0].routes;
+        let files = routes.iter().find(|r| r.name == "files").unwrap();
+        let Some(route::Action::Route(action)) = &files.action else { panic!() };
+        assert_eq!(action.prefix_rewrite, "/rpc");
+        assert_eq!(action.timeout, Some(pbuf::Duration { seconds: 0, nanos: 0 }));
+        assert_eq!(action.cluster_specifier, Some(route_action::ClusterSpecifier::Cluster("mcp_files".into())));
+        let cla = ClusterLoadAssignment::decode(s.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().body.value.as_slice()).unwrap();
+        let ep = &cla.endpoints[0].lb_endpoints[0];
+        assert_eq!(ep.load_balancing_weight, Some(UInt32Value { value: 2 }));
+        let md = &ep.metadata.as_ref().unwrap().filter_metadata[METADATA_NAMESPACE];
+        assert_eq!(md.fields.len(), 3);
+    }
+
+    #[test]
+    fn versions_are_stable_and_local() {
+        let (cfg, f) = fleet(TWO);
+        let a = build_snapshot(&cfg.envoy, &f).unwrap();
+        let b = build_snapshot(&cfg.envoy, &f).unwrap();
+        for t in TypeUrl::ALL {
+            let va: Vec<&String> = a.of_type(t).values().map(|r| &r.version).collect();
+            let vb: Vec<&String> = b.of_type(t).values().map(|r| &r.version).collect();
+            assert_eq!(va, vb, "{t} versions must be deterministic");
+        }
+        // Changing one endpoint changes only that service's CLA.
+        let (cfg2, f2) = fleet(&TWO.replace("port: 9001", "port: 9003"));
+        let c = build_snapshot(&cfg2.envoy, &f2).unwrap();
+        assert_ne!(a.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version, c.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version);
+        assert_eq!(a.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version, c.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version);
+        assert_eq!(a.get(TypeUrl::Cluster, "mcp_weather").unwrap().version, c.get(TypeUrl::Cluster, "mcp_weather").unwrap().version);
+        assert_eq!(a.get(TypeUrl::RouteConfiguration, ROUTE_CONFIG_NAME).unwrap().version, c.get(TypeUrl::RouteConfiguration, ROUTE_CONFIG_NAME).unwrap().version);
+    }
+
+    #[test]
+    fn empty_fleet_is_still_a_valid_snapshot() {
+        let s = build_snapshot(&Config::default().envoy, &Fleet::default()).unwrap();
+        assert_eq!(s.counts()[&TypeUrl::Listener], 1);
+        assert_eq!(s.counts()[&TypeUrl::Cluster], 0);
+    }
+}
