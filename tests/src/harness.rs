@@ -1,0 +1,37 @@
+//! Runs the real pieces as child processes for end-to-end tests: the
+//! control plane, Envoy, test backends and the Python MCP SDK clients.
+//!
+//! Every child is killed when its guard drops, so a failing test leaves
+//! nothing behind. Ports come from the OS (port 0) and are read back from
+//! ready files or Envoy's admin API. Anything missing (Envoy, the venvs, a
+//! built binary) is a loud failure that says how to fix it, never a skip.
+
+pub mod backend;
+pub mod control_plane;
+pub mod envoy;
+pub mod process;
+pub mod python;
+
+use std::path::PathBuf;
+
+pub use backend::TestBackend;
+pub use control_plane::ControlPlane;
+pub use envoy::{Envoy, XdsMode};
+pub use process::{wait_until, Child, Workdir};
+pub use python::{run_client, ClientKind};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of this workspace, built by `cargo build --workspace --bins`
+/// (which `scripts/test.sh` runs before the tests).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test binary> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (scripts/test.sh does)", path.display());
+    path
+}
