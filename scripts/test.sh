@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, xDS protocol tests, and end-to-end tests with
+# a real Envoy, real backends and the real MCP SDK clients. Sets up first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --workspace
+# The demo must come up and serve both protocol eras.
+scripts/demo.sh --smoke
