@@ -29,9 +29,10 @@ pub fn repo_root() -> PathBuf {
 /// (which `scripts/test.sh` runs before the tests).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test binary> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (scripts/test.sh does)", path.display());
-    path
+    // A test binary sits in target/<profile>/deps, a bench binary in
+    // target/<profile>; the workspace binaries are in target/<profile>.
+    let exe_dir = exe.parent().expect("exe dir");
+    let candidates = [exe_dir.join(name), exe_dir.parent().map(|d| d.join(name)).unwrap_or_default()];
+    let found = candidates.iter().find(|p| p.is_file()).cloned();
+    found.unwrap_or_else(|| panic!("{name} is not built next to {}: run `cargo build --workspace --bins` (scripts/test.sh does)", exe.display()))
 }
