@@ -1,1 +1,5 @@
+//! Only1MCP's proxy-wasm HTTP filter. The algorithms are plain Rust that
+//! builds and is tested natively; the proxy-wasm glue is compiled only for
+//! `wasm32` and stays thin.
 
+pub mod phi;
