@@ -2,4 +2,5 @@
 //! builds and is tested natively; the proxy-wasm glue is compiled only for
 //! `wasm32` and stays thin.
 
+pub mod breaker;
 pub mod phi;
