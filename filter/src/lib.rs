@@ -3,4 +3,6 @@
 //! `wasm32` and stays thin.
 
 pub mod breaker;
+pub mod classify;
+pub mod latency;
 pub mod phi;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the backend misbehaves. `Ok` is a healthy backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Mode {
     #[default]
     Ok,
@@ -35,8 +35,9 @@ pub enum Latency {
     Pareto { min_ms: u64, alpha: f64, max_ms: u64 },
 }
 
+/// (`mode` is flattened in, which serde cannot combine with
+/// `deny_unknown_fields`; unknown keys are ignored.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct Fault {
     #[serde(flatten)]
     pub mode: Mode,
