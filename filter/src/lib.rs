@@ -4,5 +4,6 @@
 
 pub mod breaker;
 pub mod classify;
+pub mod config;
 pub mod latency;
 pub mod phi;
