@@ -5,5 +5,6 @@
 pub mod breaker;
 pub mod classify;
 pub mod config;
+pub mod jsonrpc;
 pub mod latency;
 pub mod phi;
