@@ -5,6 +5,10 @@
 pub mod breaker;
 pub mod classify;
 pub mod config;
+pub mod encoding;
 pub mod jsonrpc;
 pub mod latency;
 pub mod phi;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
