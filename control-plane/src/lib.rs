@@ -10,5 +10,6 @@ pub mod app;
 pub mod config;
 pub mod discovery;
 pub mod registry;
+pub mod reports;
 pub mod status;
 pub mod xds;
