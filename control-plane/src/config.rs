@@ -6,6 +6,7 @@
 //! (`decode`). A `Config` that exists is valid.
 
 pub mod decode;
+pub mod filter;
 mod model;
 pub mod yaml;
 

@@ -92,6 +92,8 @@ pub struct Config {
     pub admin: SocketAddr,
     pub envoy: EnvoySettings,
     pub backends: Vec<Backend>,
+    /// The Wasm filter and its policy; `None` runs Envoy without it.
+    pub filter: Option<super::filter::FilterSettings>,
 }
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -107,6 +109,7 @@ impl Default for Config {
                 stream_idle_timeout: Duration::from_secs(3600),
             },
             backends: Vec::new(),
+            filter: None,
         }
     }
 }
@@ -122,7 +125,7 @@ impl Config {
     }
 }
 
-const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends"];
+const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends", "filter"];
 const ADDR_KEYS: &[&str] = &["address", "port"];
 const ENVOY_KEYS: &[&str] = &["listener", "connect_timeout", "stream_idle_timeout"];
 const BACKEND_KEYS: &[&str] = &["service", "address", "port", "path", "protocol", "weight", "metadata"];
@@ -142,6 +145,9 @@ pub(super) fn decode_config(root: &Node) -> Result<Config, DecodeError> {
         }
         if let Some(n) = top.get("backends") {
             cfg.backends = decode_backends(&mut dec, n);
+        }
+        if let Some(n) = top.get("filter") {
+            cfg.filter = super::filter::decode(&mut dec, n);
         }
         top.finish(&mut dec, TOP_KEYS);
         check_ports(&mut dec, root, &cfg);
