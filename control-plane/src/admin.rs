@@ -15,7 +15,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::registry::Fleet;
-use crate::status::{ConfigStatus, Status, StreamStatus};
+use crate::reports::{PassiveView, ReportBatch};
+use crate::status::{ConfigStatus, Counters, Status, StreamStatus};
 use crate::xds::resources::{cluster_name, route_prefix};
 use crate::xds::SnapshotCache;
 
@@ -24,6 +25,9 @@ pub struct AdminState {
     pub status: Status,
     pub cache: SnapshotCache,
     pub fleet: watch::Receiver<Arc<Fleet>>,
+    pub passive: watch::Receiver<Arc<PassiveView>>,
+    /// Reports from the filters go to the pipeline through here.
+    pub reports: tokio::sync::mpsc::Sender<ReportBatch>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -31,6 +35,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/v1/reports", axum::routing::post(ingest_reports))
         .with_state(state)
 }
 
@@ -51,10 +56,30 @@ struct ServiceView {
     endpoints: Vec<EndpointView>,
 }
 
+/// `POST /v1/reports`: a batch of breaker state changes from one Envoy's filter.
+async fn ingest_reports(State(st): State<AdminState>, body: axum::body::Bytes) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    let batch: ReportBatch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed filter report");
+            return (StatusCode::BAD_REQUEST, format!("bad report: {e}\n"));
+        }
+    };
+    Counters::inc(&st.status.counters.reports);
+    match st.reports.try_send(batch) {
+        Ok(()) => (StatusCode::ACCEPTED, "accepted\n".into()),
+        // Backpressure: the filter keeps the batch and retries with backoff.
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy\n".into()),
+    }
+}
+
 #[derive(Serialize)]
 struct StatusView {
     config: ConfigStatus,
     services: Vec<ServiceView>,
+    /// Hosts some Envoy's filter holds open, per Envoy.
+    passive: PassiveView,
     snapshot: BTreeMap<&'static str, usize>,
     streams: Vec<StreamStatus>,
 }
@@ -82,7 +107,8 @@ async fn status(State(st): State<AdminState>) -> Json<StatusView> {
         })
         .collect();
     let snapshot = st.cache.current().counts().into_iter().map(|(t, n)| (t.short(), n)).collect();
-    Json(StatusView { config: st.status.config(), services, snapshot, streams: st.status.streams() })
+    let passive = (**st.passive.borrow()).clone();
+    Json(StatusView { config: st.status.config(), services, passive, snapshot, streams: st.status.streams() })
 }
 
 async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
@@ -98,6 +124,9 @@ async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
     counter("only1mcp_xds_nacks_total", "xDS responses Envoy rejected.", c.xds_nacks.load(Ordering::Relaxed));
     counter("only1mcp_xds_streams_total", "xDS streams opened.", c.xds_streams_total.load(Ordering::Relaxed));
     counter("only1mcp_snapshots_total", "Snapshots published.", c.snapshots.load(Ordering::Relaxed));
+    counter("only1mcp_filter_reports_total", "Report batches received from filters.", c.reports.load(Ordering::Relaxed));
+    let ejected = st.passive.borrow().ejected(crate::status::unix_ms() as u64).len();
+    let _ = writeln!(out, "# HELP only1mcp_hosts_ejected Hosts a filter holds open, ejected fleet-wide.\n# TYPE only1mcp_hosts_ejected gauge\nonly1mcp_hosts_ejected {ejected}");
     let _ = writeln!(
         out,
         "# HELP only1mcp_xds_streams Connected xDS streams.\n# TYPE only1mcp_xds_streams gauge\nonly1mcp_xds_streams {}",

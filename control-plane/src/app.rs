@@ -12,12 +12,16 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
 
+use std::collections::BTreeSet;
+
 use crate::admin::{self, AdminState};
+use crate::config::filter::FilterSettings;
 use crate::config::{Config, EnvoySettings};
 use crate::discovery::static_file::{self, FileEvent};
 use crate::registry::{Fleet, Registry};
-use crate::status::{Counters, Status};
-use crate::xds::resources::build_snapshot;
+use crate::reports::{PassiveView, ReportBatch};
+use crate::status::{unix_ms, Counters, Status};
+use crate::xds::resources::{build_snapshot, Inputs};
 use crate::xds::server::AdsServer;
 use crate::xds::SnapshotCache;
 
@@ -34,15 +38,30 @@ pub struct Bound {
 struct Pipeline {
     registry: Registry,
     settings: EnvoySettings,
+    filter: Option<FilterSettings>,
+    /// Where filters send reports: the admin API as Envoy can reach it.
+    reports_to: SocketAddr,
+    /// `--filter-wasm`: overrides the config's `filter.wasm`.
+    wasm_override: Option<PathBuf>,
+    /// Resolves a relative `filter.wasm`.
+    config_dir: PathBuf,
+    passive: PassiveView,
     cache: SnapshotCache,
     fleet_tx: watch::Sender<Arc<Fleet>>,
+    passive_tx: watch::Sender<Arc<PassiveView>>,
     status: Status,
 }
 
 impl Pipeline {
     fn publish(&mut self) {
         let fleet = self.registry.fleet();
-        match build_snapshot(&self.settings, &fleet) {
+        let now = unix_ms() as u64;
+        let known: BTreeSet<SocketAddr> = fleet.services.values().flat_map(|s| s.endpoints.iter().map(|e| e.socket_addr())).collect();
+        self.passive.prune(&known, now);
+        let ejected: BTreeSet<SocketAddr> = self.passive.ejected(now).into_keys().collect();
+        let inputs = Inputs { envoy: &self.settings, fleet: &fleet, filter: self.filter.as_ref(), reports_to: Some(self.reports_to), ejected: &ejected };
+        self.passive_tx.send_replace(Arc::new(self.passive.clone()));
+        match build_snapshot(&inputs) {
             Ok(snap) => {
                 if self.cache.set(snap) {
                     Counters::inc(&self.status.counters.snapshots);
@@ -58,8 +77,31 @@ impl Pipeline {
 
     fn apply(&mut self, cfg: &Config) {
         self.settings = cfg.envoy.clone();
+        self.filter = cfg.filter.clone().map(|mut f| {
+            if let Some(w) = &self.wasm_override {
+                f.wasm = w.clone();
+            }
+            f.resolve(&self.config_dir);
+            f
+        });
         self.registry.set(STATIC_SOURCE, cfg.backends.clone());
         self.publish();
+    }
+
+    fn report(&mut self, batch: &ReportBatch) {
+        for r in &batch.reports {
+            info!(node = batch.node, host = %r.host, state = ?r.state, reason = r.reason, "filter report");
+        }
+        if self.passive.apply(batch, unix_ms() as u64) {
+            self.publish();
+        }
+    }
+
+    /// When the earliest ejection ends (the snapshot must be rebuilt then).
+    fn next_expiry(&self) -> Option<tokio::time::Instant> {
+        let now = unix_ms() as u64;
+        let at = self.passive.next_expiry(now)?;
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(at.saturating_sub(now)))
     }
 }
 
@@ -67,6 +109,7 @@ impl Pipeline {
 pub async fn serve(
     config_path: Option<PathBuf>,
     ready_file: Option<PathBuf>,
+    wasm_override: Option<PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (config, initial_content) = match &config_path {
@@ -80,13 +123,31 @@ pub async fn serve(
     let status = Status::default();
     status.config_loaded(config_path.as_ref().map(|p| p.display().to_string()));
     let cache = SnapshotCache::default();
-    let (fleet_tx, fleet_rx) = watch::channel(Arc::new(Fleet::default()));
-    let mut pipeline = Pipeline { registry: Registry::new(), settings: config.envoy.clone(), cache: cache.clone(), fleet_tx, status: status.clone() };
-    pipeline.apply(&config);
-
     let xds_listener = TcpListener::bind(config.xds).await.with_context(|| format!("binding xDS on {}", config.xds))?;
     let admin_listener = TcpListener::bind(config.admin).await.with_context(|| format!("binding admin on {}", config.admin))?;
     let bound = Bound { xds: xds_listener.local_addr()?, admin: admin_listener.local_addr()? };
+    let mut reports_to = bound.admin;
+    if reports_to.ip().is_unspecified() {
+        reports_to.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let (fleet_tx, fleet_rx) = watch::channel(Arc::new(Fleet::default()));
+    let (passive_tx, passive_rx) = watch::channel(Arc::new(PassiveView::default()));
+    let config_dir = config_path.as_ref().and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_else(|| PathBuf::from("."));
+    let config_dir = std::fs::canonicalize(&config_dir).unwrap_or(config_dir);
+    let mut pipeline = Pipeline {
+        registry: Registry::new(),
+        settings: config.envoy.clone(),
+        filter: None,
+        reports_to,
+        wasm_override,
+        config_dir,
+        passive: PassiveView::default(),
+        cache: cache.clone(),
+        fleet_tx,
+        passive_tx,
+        status: status.clone(),
+    };
+    pipeline.apply(&config);
     info!(xds = %bound.xds, admin = %bound.admin, listener = %config.envoy.listener, "control plane serving");
     if let Some(path) = &ready_file {
         std::fs::write(path, serde_json::to_vec(&bound)?).with_context(|| format!("writing {}", path.display()))?;
@@ -108,7 +169,8 @@ pub async fn serve(
             .add_service(ads)
             .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), stopped(stop_rx.clone())),
     );
-    let admin_app = admin::router(AdminState { status: status.clone(), cache: cache.clone(), fleet: fleet_rx });
+    let (reports_tx, mut reports_rx) = mpsc::channel::<ReportBatch>(64);
+    let admin_app = admin::router(AdminState { status: status.clone(), cache: cache.clone(), fleet: fleet_rx, passive: passive_rx, reports: reports_tx });
     let admin_shutdown = stopped(stop_rx.clone());
     let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin_app).with_graceful_shutdown(admin_shutdown).await });
 
@@ -125,7 +187,13 @@ pub async fn serve(
 
     let mut stop = stop_rx.clone();
     loop {
+        let expiry = pipeline.next_expiry();
         tokio::select! {
+            Some(batch) = reports_rx.recv() => pipeline.report(&batch),
+            _ = async { if let Some(at) = expiry { tokio::time::sleep_until(at).await } else { std::future::pending::<()>().await } } => {
+                info!("a fleet-wide ejection ended; host back in rotation");
+                pipeline.publish();
+            }
             ev = events_rx.recv(), if !events_rx.is_closed() => match ev {
                 Some(FileEvent::Loaded(cfg)) => {
                     if cfg.xds != config.xds || cfg.admin != config.admin {

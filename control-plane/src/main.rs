@@ -23,6 +23,9 @@ enum Command {
         /// Write the bound xDS and admin addresses here (JSON) once serving.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Path of the filter's .wasm as Envoy sees it; overrides `filter.wasm`.
+        #[arg(long)]
+        filter_wasm: Option<PathBuf>,
     },
     /// Check a config file and print every problem with its path, line and column.
     Validate { file: PathBuf },
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { file } => validate(&file),
-        Command::Serve { config, ready_file } => {
+        Command::Serve { config, ready_file, filter_wasm } => {
             init_tracing();
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -41,7 +44,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(app::serve(config, ready_file, shutdown_signal())) {
+            match rt.block_on(app::serve(config, ready_file, filter_wasm, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");

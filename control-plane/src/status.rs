@@ -61,6 +61,7 @@ pub struct Counters {
     pub xds_nacks: AtomicU64,
     pub xds_streams_total: AtomicU64,
     pub snapshots: AtomicU64,
+    pub reports: AtomicU64,
 }
 
 impl Counters {

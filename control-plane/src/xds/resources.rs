@@ -11,10 +11,11 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     self, ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
 };
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::{
-    address, config_source, socket_address, Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthStatus,
-    Metadata, SocketAddress, TypedExtensionConfig,
+    address, async_data_source, config_source, data_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
+    AsyncDataSource, ConfigSource, DataSource, ExtensionConfigSource, HealthStatus, Metadata, SocketAddress,
+    TypedExtensionConfig,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
@@ -27,14 +28,17 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_connection_manager::{CodecType, RouteSpecifier},
     http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
+use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::http::stateful_session::envelope::v3::{envelope_session_state, EnvelopeSessionState};
+use envoy_types::pb::envoy::extensions::wasm::v3::{plugin_config, PluginConfig, VmConfig};
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind, Struct, UInt32Value};
+use envoy_types::pb::google::protobuf::{self as pbuf, value::Kind, StringValue, Struct, UInt32Value};
 use envoy_types::util::pack_any;
 use serde::Serialize;
 
 use super::snapshot::{InconsistentSnapshot, References};
 use super::{Resource, Snapshot, TypeUrl};
+use crate::config::filter::FilterSettings;
 use crate::config::{Backend, EnvoySettings, ServiceName};
 use crate::registry::{Fleet, Service};
 
@@ -53,17 +57,43 @@ pub fn route_prefix(service: &ServiceName) -> String {
     format!("/mcp/{service}")
 }
 
-/// Builds the complete, checked snapshot for a fleet.
-pub fn build_snapshot(settings: &EnvoySettings, fleet: &Fleet) -> Result<Snapshot, InconsistentSnapshot> {
+/// The name of the Wasm filter in the HTTP filter chain and of its ECDS resource.
+pub const FILTER_NAME: &str = "only1mcp";
+/// The cluster the filter sends its reports to: the control plane's admin API.
+pub const REPORTS_CLUSTER: &str = "only1mcp_control_plane";
+
+/// Everything a snapshot is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub envoy: &'a EnvoySettings,
+    pub fleet: &'a Fleet,
+    /// The Wasm filter, if enabled.
+    pub filter: Option<&'a FilterSettings>,
+    /// Where the filters send reports (the control plane's admin address).
+    pub reports_to: Option<SocketAddr>,
+    /// Hosts a filter in some Envoy holds open: unhealthy in every Envoy.
+    pub ejected: &'a BTreeSet<SocketAddr>,
+}
+
+/// Builds the complete, checked snapshot.
+pub fn build_snapshot(inputs: &Inputs<'_>) -> Result<Snapshot, InconsistentSnapshot> {
     let mut resources = Vec::new();
     let mut refs = References::default();
-    for svc in fleet.services.values() {
-        resources.push((TypeUrl::Cluster, cluster(settings, svc)));
-        resources.push((TypeUrl::ClusterLoadAssignment, load_assignment(svc)));
+    for svc in inputs.fleet.services.values() {
+        resources.push((TypeUrl::Cluster, cluster(inputs, svc)));
+        resources.push((TypeUrl::ClusterLoadAssignment, load_assignment(svc, inputs.ejected)));
         refs.route_clusters.insert(cluster_name(&svc.name));
     }
-    resources.push((TypeUrl::RouteConfiguration, route_configuration(fleet)));
-    resources.push((TypeUrl::Listener, listener(settings)));
+    if let (Some(_), Some(addr)) = (inputs.filter, inputs.reports_to) {
+        resources.push((TypeUrl::Cluster, reports_cluster(addr)));
+        resources.push((TypeUrl::ClusterLoadAssignment, reports_endpoints(addr)));
+    }
+    if let Some(f) = inputs.filter {
+        resources.push((TypeUrl::ExtensionConfig, wasm_filter(f)));
+        refs.listener_extensions.insert(FILTER_NAME.to_string());
+    }
+    resources.push((TypeUrl::RouteConfiguration, route_configuration(inputs.fleet)));
+    resources.push((TypeUrl::Listener, listener(inputs.envoy, inputs.filter.is_some())));
     refs.listener_routes = BTreeSet::from([ROUTE_CONFIG_NAME.to_string()]);
     Snapshot::new(resources, refs)
 }
@@ -94,14 +124,19 @@ fn socket_address(addr: SocketAddr) -> Address {
     }
 }
 
-fn listener(settings: &EnvoySettings) -> Resource {
+fn listener(settings: &EnvoySettings, with_filter: bool) -> Resource {
+    let mut http_filters = vec![session_filter()];
+    if with_filter {
+        http_filters.push(wasm_filter_slot());
+    }
+    http_filters.push(router_filter());
     let hcm = HttpConnectionManager {
         stat_prefix: "mcp".into(),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: ROUTE_CONFIG_NAME.into() })),
         // SSE streams sit idle between events; Envoy's 5 min default would cut them.
         stream_idle_timeout: Some(duration(settings.stream_idle_timeout)),
-        http_filters: vec![session_filter(), router_filter()],
+        http_filters,
         ..Default::default()
     };
     let l = Listener {
@@ -116,7 +151,7 @@ fn listener(settings: &EnvoySettings) -> Resource {
         }],
         ..Default::default()
     };
-    Resource::new(LISTENER_NAME, pack_any(l), &fingerprint(&(settings.listener, settings.stream_idle_timeout)))
+    Resource::new(LISTENER_NAME, pack_any(l), &fingerprint(&(settings.listener, settings.stream_idle_timeout, with_filter)))
 }
 
 /// Pins a legacy session to its host. The server creates `mcp-session-id`
@@ -136,6 +171,79 @@ fn session_filter() -> HttpFilter {
         config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(filter))),
         ..Default::default()
     }
+}
+
+/// The Wasm filter's place in the chain. Its configuration comes over ECDS,
+/// so a policy change replaces the filter config without draining the
+/// listener; until the first config arrives the listener keeps warming.
+fn wasm_filter_slot() -> HttpFilter {
+    HttpFilter {
+        name: FILTER_NAME.into(),
+        config_type: Some(http_filter::ConfigType::ConfigDiscovery(ExtensionConfigSource {
+            config_source: Some(ads()),
+            type_urls: vec![<Wasm as prost::Name>::type_url()],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// The ECDS resource: the Wasm module and the policy it runs with.
+fn wasm_filter(f: &FilterSettings) -> Resource {
+    let path = f.wasm.to_string_lossy().to_string();
+    let vm = VmConfig {
+        vm_id: FILTER_NAME.into(),
+        runtime: f.runtime.envoy_name().into(),
+        code: Some(AsyncDataSource {
+            specifier: Some(async_data_source::Specifier::Local(DataSource {
+                specifier: Some(data_source::Specifier::Filename(path.clone())),
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    };
+    let plugin = PluginConfig {
+        name: FILTER_NAME.into(),
+        root_id: FILTER_NAME.into(),
+        configuration: Some(pack_any(StringValue { value: f.policy_json.clone() })),
+        vm: Some(plugin_config::Vm::VmConfig(vm)),
+        ..Default::default()
+    };
+    let ext = TypedExtensionConfig { name: FILTER_NAME.into(), typed_config: Some(pack_any(Wasm { config: Some(plugin) })) };
+    // A rebuilt module must reach Envoy too: its size and mtime are part of the version.
+    let stamp = std::fs::metadata(&f.wasm).ok().map(|m| (m.len(), m.modified().ok()));
+    Resource::new(FILTER_NAME, pack_any(ext), &fingerprint(&(f, format!("{stamp:?}"))))
+}
+
+/// A static cluster for the control plane's admin API, where filters post
+/// their reports (`dispatch_http_call` needs a cluster Envoy knows).
+fn reports_cluster(addr: SocketAddr) -> Resource {
+    let c = Cluster {
+        name: REPORTS_CLUSTER.into(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() }),
+        connect_timeout: Some(duration(Duration::from_secs(1))),
+        ..Default::default()
+    };
+    Resource::new(REPORTS_CLUSTER, pack_any(c), &fingerprint(&addr))
+}
+
+fn reports_endpoints(addr: SocketAddr) -> Resource {
+    let cla = ClusterLoadAssignment {
+        cluster_name: REPORTS_CLUSTER.into(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: vec![LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                    address: Some(socket_address(addr)),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Resource::new(REPORTS_CLUSTER, pack_any(cla), &fingerprint(&addr))
 }
 
 fn router_filter() -> HttpFilter {
@@ -177,7 +285,8 @@ fn route_configuration(fleet: &Fleet) -> Resource {
     Resource::new(ROUTE_CONFIG_NAME, pack_any(rc), &fingerprint(&fp))
 }
 
-fn cluster(settings: &EnvoySettings, svc: &Service) -> Resource {
+fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
+    let settings = inputs.envoy;
     let name = cluster_name(&svc.name);
     let c = Cluster {
         name: name.clone(),
@@ -198,24 +307,53 @@ fn cluster(settings: &EnvoySettings, svc: &Service) -> Resource {
             healthy_panic_threshold: Some(Percent { value: 0.0 }),
             ..Default::default()
         }),
+        outlier_detection: Some(outlier_detection(inputs.filter)),
         ..Default::default()
     };
     let _ = cluster::LbPolicy::LeastRequest;
-    Resource::new(name, pack_any(c), &fingerprint(&(settings.connect_timeout, &svc.name)))
+    let policy = inputs.filter.map(|f| f.policy_json.as_str());
+    Resource::new(name, pack_any(c), &fingerprint(&(settings.connect_timeout, &svc.name, policy)))
 }
 
-fn load_assignment(svc: &Service) -> Resource {
+/// Envoy's own outlier detection, set from the filter's breaker thresholds:
+/// the local safety net while the control plane is unreachable, and the
+/// only passive check when the filter is off. It sees HTTP 5xx and
+/// connection failures, not hung hosts or JSON-RPC errors.
+fn outlier_detection(filter: Option<&FilterSettings>) -> OutlierDetection {
+    let policy = filter
+        .and_then(|f| only1mcp_filter::config::Config::from_json(f.policy_json.as_bytes()).ok())
+        .unwrap_or_default();
+    let b = policy.breaker;
+    let u32v = |v: u32| Some(UInt32Value { value: v });
+    OutlierDetection {
+        consecutive_5xx: u32v(b.consecutive_failures),
+        consecutive_gateway_failure: u32v(b.consecutive_failures),
+        consecutive_local_origin_failure: u32v(b.consecutive_failures),
+        split_external_local_origin_errors: true,
+        interval: Some(duration(Duration::from_secs(1))),
+        base_ejection_time: Some(duration(Duration::from_millis(b.open_base_ms))),
+        max_ejection_time: Some(duration(Duration::from_millis(b.open_max_ms))),
+        // Every host may be ejected: the panic threshold is 0 as well.
+        max_ejection_percent: u32v(100),
+        // Rate-based ejection needs more hosts than MCP services usually have.
+        enforcing_success_rate: u32v(0),
+        ..Default::default()
+    }
+}
+
+fn load_assignment(svc: &Service, ejected: &BTreeSet<SocketAddr>) -> Resource {
     let name = cluster_name(&svc.name);
-    let lb_endpoints = svc.endpoints.iter().map(lb_endpoint).collect();
+    let lb_endpoints = svc.endpoints.iter().map(|b| lb_endpoint(b, ejected.contains(&b.socket_addr()))).collect();
     let cla = ClusterLoadAssignment {
         cluster_name: name.clone(),
         endpoints: vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }],
         ..Default::default()
     };
-    Resource::new(name, pack_any(cla), &fingerprint(&svc.endpoints))
+    let ejected_here: Vec<SocketAddr> = svc.endpoints.iter().map(|e| e.socket_addr()).filter(|a| ejected.contains(a)).collect();
+    Resource::new(name, pack_any(cla), &fingerprint(&(&svc.endpoints, ejected_here)))
 }
 
-fn lb_endpoint(b: &Backend) -> LbEndpoint {
+fn lb_endpoint(b: &Backend, ejected: bool) -> LbEndpoint {
     let mut fields = std::collections::HashMap::new();
     for (k, v) in &b.metadata {
         fields.insert(k.clone(), pbuf::Value { kind: Some(Kind::StringValue(v.clone())) });
@@ -230,7 +368,8 @@ fn lb_endpoint(b: &Backend) -> LbEndpoint {
             address: Some(socket_address(b.socket_addr())),
             ..Default::default()
         })),
-        health_status: HealthStatus::Healthy as i32,
+        // UNHEALTHY overrides any Envoy-side check: the host gets no traffic.
+        health_status: if ejected { HealthStatus::Unhealthy } else { HealthStatus::Healthy } as i32,
         load_balancing_weight: Some(UInt32Value { value: b.weight }),
         metadata: Some(metadata),
     }
@@ -251,12 +390,18 @@ mod tests {
         (cfg, f)
     }
 
+    static NONE: BTreeSet<SocketAddr> = BTreeSet::new();
+
+    fn inputs<'a>(cfg: &'a Config, fleet: &'a Fleet) -> Inputs<'a> {
+        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE }
+    }
+
     const TWO: &str = "backends:\n  - {service: weather, address: 127.0.0.1, port: 9001, weight: 2, metadata: {zone: a, rack: b}}\n  - {service: files, address: 127.0.0.2, port: 9002, path: /rpc}\n";
 
     #[test]
     fn snapshot_has_one_cluster_and_route_per_service() {
         let (cfg, f) = fleet(TWO);
-        let s = build_snapshot(&cfg.envoy, &f).unwrap();
+        let s = build_snapshot(&inputs(&cfg, &f)).unwrap();
         let counts = s.counts();
         assert_eq!(counts[&TypeUrl::Cluster], 2);
         assert_eq!(counts[&TypeUrl::ClusterLoadAssignment], 2);
@@ -279,8 +424,8 @@ mod tests {
     #[test]
     fn versions_are_stable_and_local() {
         let (cfg, f) = fleet(TWO);
-        let a = build_snapshot(&cfg.envoy, &f).unwrap();
-        let b = build_snapshot(&cfg.envoy, &f).unwrap();
+        let a = build_snapshot(&inputs(&cfg, &f)).unwrap();
+        let b = build_snapshot(&inputs(&cfg, &f)).unwrap();
         for t in TypeUrl::ALL {
             let va: Vec<&String> = a.of_type(t).values().map(|r| &r.version).collect();
             let vb: Vec<&String> = b.of_type(t).values().map(|r| &r.version).collect();
@@ -288,7 +433,7 @@ mod tests {
         }
         // Changing one endpoint changes only that service's CLA.
         let (cfg2, f2) = fleet(&TWO.replace("port: 9001", "port: 9003"));
-        let c = build_snapshot(&cfg2.envoy, &f2).unwrap();
+        let c = build_snapshot(&inputs(&cfg2, &f2)).unwrap();
         assert_ne!(a.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version, c.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version);
         assert_eq!(a.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version, c.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version);
         assert_eq!(a.get(TypeUrl::Cluster, "mcp_weather").unwrap().version, c.get(TypeUrl::Cluster, "mcp_weather").unwrap().version);
@@ -297,8 +442,43 @@ mod tests {
 
     #[test]
     fn empty_fleet_is_still_a_valid_snapshot() {
-        let s = build_snapshot(&Config::default().envoy, &Fleet::default()).unwrap();
+        let cfg = Config::default();
+        let s = build_snapshot(&inputs(&cfg, &Fleet::default())).unwrap();
         assert_eq!(s.counts()[&TypeUrl::Listener], 1);
         assert_eq!(s.counts()[&TypeUrl::Cluster], 0);
+        assert_eq!(s.counts()[&TypeUrl::ExtensionConfig], 0, "no filter configured");
+    }
+
+    #[test]
+    fn filter_comes_over_ecds_with_a_reports_cluster() {
+        let (cfg, f) = fleet(&format!("{TWO}filter:\n  wasm: /opt/f.wasm\n  breaker: {{consecutive_failures: 3, open_base_ms: 1500}}\n"));
+        let mut inp = inputs(&cfg, &f);
+        inp.reports_to = Some("127.0.0.1:18001".parse().unwrap());
+        let s = build_snapshot(&inp).unwrap();
+        assert_eq!(s.counts()[&TypeUrl::ExtensionConfig], 1);
+        assert!(s.get(TypeUrl::Cluster, REPORTS_CLUSTER).is_some());
+        let ext = TypedExtensionConfig::decode(s.get(TypeUrl::ExtensionConfig, FILTER_NAME).unwrap().body.value.as_slice()).unwrap();
+        let wasm = Wasm::decode(ext.typed_config.unwrap().value.as_slice()).unwrap();
+        let plugin = wasm.config.unwrap();
+        let conf = StringValue::decode(plugin.configuration.unwrap().value.as_slice()).unwrap();
+        assert!(conf.value.contains("\"consecutive_failures\":3"), "{}", conf.value);
+        let c = Cluster::decode(s.get(TypeUrl::Cluster, "mcp_weather").unwrap().body.value.as_slice()).unwrap();
+        let od = c.outlier_detection.unwrap();
+        assert_eq!(od.consecutive_5xx, Some(UInt32Value { value: 3 }), "outlier detection follows the breaker");
+        assert_eq!(od.base_ejection_time, Some(pbuf::Duration { seconds: 1, nanos: 500_000_000 }));
+    }
+
+    #[test]
+    fn ejected_hosts_are_unhealthy() {
+        let (cfg, f) = fleet(TWO);
+        let ejected: BTreeSet<SocketAddr> = ["127.0.0.1:9001".parse().unwrap()].into();
+        let mut inp = inputs(&cfg, &f);
+        inp.ejected = &ejected;
+        let s = build_snapshot(&inp).unwrap();
+        let before = build_snapshot(&inputs(&cfg, &f)).unwrap();
+        let cla = ClusterLoadAssignment::decode(s.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().body.value.as_slice()).unwrap();
+        assert_eq!(cla.endpoints[0].lb_endpoints[0].health_status, HealthStatus::Unhealthy as i32);
+        assert_ne!(s.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version, before.get(TypeUrl::ClusterLoadAssignment, "mcp_weather").unwrap().version);
+        assert_eq!(s.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version, before.get(TypeUrl::ClusterLoadAssignment, "mcp_files").unwrap().version);
     }
 }
