@@ -21,6 +21,7 @@ use crate::classify::{classify, Finished, Outcome};
 use crate::config::Config;
 use crate::latency::LatencyTracker;
 use crate::phi::{elapsed_since, PhiDetector};
+use crate::report::Reporter;
 use crate::{encoding, jsonrpc};
 
 proxy_wasm::main! {{
@@ -30,6 +31,8 @@ proxy_wasm::main! {{
 
 const KEY_PREFIX: &str = "only1mcp:breaker:";
 const TICK: Duration = Duration::from_millis(100);
+/// The control plane's admin API, as a cluster the control plane serves over CDS.
+const REPORTS_CLUSTER: &str = "only1mcp_control_plane";
 
 fn now_ms() -> u64 {
     hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -82,6 +85,7 @@ struct HostLocal {
     inflight: u32,
     busy_since_ms: Option<u64>,
     last_seen_ms: u64,
+    cluster: String,
 }
 
 struct Metrics {
@@ -124,6 +128,8 @@ struct Worker {
     /// Hosts seen per cluster, for "no host may take traffic".
     clusters: HashMap<String, Vec<String>>,
     metrics: Option<Metrics>,
+    reporter: Reporter,
+    node_id: String,
 }
 
 impl Worker {
@@ -131,14 +137,16 @@ impl Worker {
         self.metrics.as_ref().map(pick)
     }
 
-    fn count_transition(&self, t: &Transition) {
+    fn count_transition(&mut self, host: &str, t: &Transition, now: u64) {
+        let cluster = self.hosts.get(host).map(|h| h.cluster.clone()).unwrap_or_default();
+        self.reporter.push(host, &cluster, t, now);
         let m = match t.to {
             State::Open { .. } => self.metric(|m| m.opened),
             State::HalfOpen { .. } => self.metric(|m| m.half_opened),
             State::Closed { .. } => self.metric(|m| m.closed),
         };
         inc(m);
-        log::info!("breaker {} -> {} ({})", t.from.name(), t.to.name(), t.reason.map(|r| r.name()).unwrap_or("recovered"));
+        log::info!("breaker for {host}: {} -> {} ({})", t.from.name(), t.to.name(), t.reason.map(|r| r.name()).unwrap_or("recovered"));
     }
 
     fn host(&mut self, host: &str, now: u64) -> &mut HostLocal {
@@ -157,6 +165,11 @@ impl Worker {
     }
 
     fn remember(&mut self, cluster: &str, host: &str) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            if h.cluster != cluster {
+                h.cluster = cluster.to_string();
+            }
+        }
         let hosts = self.clusters.entry(cluster.to_string()).or_default();
         if !hosts.iter().any(|h| h == host) {
             hosts.push(host.to_string());
@@ -188,11 +201,25 @@ struct Root {
     worker: Rc<RefCell<Worker>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, _body: usize, _trailers: usize) {
+        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let mut w = self.worker.borrow_mut();
+        match status.as_deref() {
+            Some(s) if s.starts_with('2') => w.reporter.sent(),
+            other => {
+                log::debug!("report not accepted by the control plane (status {other:?}); retrying with backoff");
+                w.reporter.failed(now_ms());
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
-        self.worker.borrow_mut().metrics = Metrics::define();
+        let mut w = self.worker.borrow_mut();
+        w.metrics = Metrics::define();
+        w.node_id = prop_string(&["xds", "node", "id"]).or_else(|| prop_string(&["node", "id"])).unwrap_or_default();
         true
     }
 
@@ -215,7 +242,7 @@ impl RootContext for Root {
     /// Hung hosts: requests outstanding, nothing completing, phi climbing.
     fn on_tick(&mut self) {
         let now = now_ms();
-        let w = self.worker.borrow();
+        let mut w = self.worker.borrow_mut();
         let cfg = w.config.clone();
         let mut trips = Vec::new();
         for (host, h) in w.hosts.iter() {
@@ -227,12 +254,23 @@ impl RootContext for Root {
             if phi >= cfg.breaker.phi_threshold {
                 let sig = Signals { phi, ..Default::default() };
                 if let Some(t) = update_breaker(host, |b| b.assess(now, sig, &cfg.breaker)) {
-                    trips.push(t);
+                    trips.push((host.clone(), t));
                 }
             }
         }
-        for t in &trips {
-            w.count_transition(t);
+        for (host, t) in &trips {
+            w.count_transition(host, t, now);
+        }
+        let node = w.node_id.clone();
+        if let Some(body) = w.reporter.next_batch(&node, now) {
+            let headers = vec![(":method", "POST"), (":path", "/v1/reports"), (":authority", "only1mcp"), ("content-type", "application/json")];
+            match self.dispatch_http_call(REPORTS_CLUSTER, headers, Some(body.as_bytes()), vec![], Duration::from_secs(1)) {
+                Ok(_) => {}
+                Err(e) => {
+                    log::debug!("cannot reach the control plane for reports: {e:?}");
+                    w.reporter.failed(now);
+                }
+            }
         }
     }
 
@@ -284,6 +322,7 @@ impl Request {
         if let Some(host) = prop_string(&["upstream", "address"]) {
             let now = now_ms();
             let mut w = self.worker.borrow_mut();
+            w.host(&host, now);
             if let Some(c) = &self.cluster {
                 w.remember(c, &host);
             }
@@ -424,7 +463,7 @@ impl HttpContext for Request {
             t3.or(t2).or(t1)
         });
         if let Some(t) = t {
-            w.count_transition(&t);
+            w.count_transition(&host, &t, now);
             if matches!(t.to, State::Open { .. }) {
                 // Fresh window after a trip, so a recovered host is judged anew.
                 if let Some(h) = w.hosts.get_mut(&host) {

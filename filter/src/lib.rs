@@ -9,6 +9,7 @@ pub mod encoding;
 pub mod jsonrpc;
 pub mod latency;
 pub mod phi;
+pub mod report;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -25,6 +25,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The filter's `.wasm`, built by `scripts/setup.sh`
+/// (`cargo build -p only1mcp-filter --target wasm32-wasip1 --profile wasm`).
+pub fn filter_wasm() -> PathBuf {
+    let p = repo_root().join("target/wasm32-wasip1/wasm/only1mcp_filter.wasm");
+    assert!(p.exists(), "{} is not built: run scripts/setup.sh", p.display());
+    std::fs::canonicalize(&p).unwrap_or(p)
+}
+
 /// A binary of this workspace, built by `cargo build --workspace --bins`
 /// (which `scripts/test.sh` runs before the tests).
 pub fn workspace_bin(name: &str) -> PathBuf {

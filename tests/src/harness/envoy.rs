@@ -66,7 +66,10 @@ impl Envoy {
             .arg("--disable-hot-restart")
             .arg("--admin-address-path")
             .arg(&admin_file)
-            .args(["-l", "info", "--concurrency", "2"]);
+            .args(["--concurrency", "2"]);
+        // ONLY1MCP_ENVOY_LOG="-l debug --component-log-level wasm:trace" for debugging.
+        let log = std::env::var("ONLY1MCP_ENVOY_LOG").unwrap_or_else(|_| "-l info".into());
+        cmd.args(log.split_whitespace());
         let mut child = Child::spawn(node_id, &mut cmd, dir);
         let admin = wait_until("Envoy admin address", Duration::from_secs(30), || {
             child.assert_running();

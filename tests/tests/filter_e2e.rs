@@ -1,0 +1,122 @@
+//! The Wasm filter in a real Envoy, configured over ECDS by the control
+//! plane: a failing backend trips its breaker and clients get a fast 503
+//! JSON-RPC reply; recovery closes the breaker; a host ejected by one
+//! Envoy's filter stops getting traffic from another Envoy.
+
+use std::time::Duration;
+
+use only1mcp_tests::harness::python::whoami_answers;
+use only1mcp_tests::harness::{filter_wasm, run_client, wait_until, ClientKind, ControlPlane, Envoy, TestBackend, Workdir, XdsMode};
+
+fn config(backends: &[(&TestBackend, &str)], policy: &str) -> String {
+    let mut s = format!(
+        "xds: {{port: 0}}\nadmin: {{port: 0}}\nenvoy:\n  listener: {{port: 0}}\nfilter:\n  wasm: {}\n{policy}backends:\n",
+        filter_wasm().display()
+    );
+    for (b, svc) in backends {
+        s.push_str(&b.yaml(svc));
+    }
+    s
+}
+
+const POLICY: &str = "  breaker: {consecutive_failures: 3, open_base_ms: 1500, open_max_ms: 3000, half_open_probes: 2, successes_to_close: 2}\n";
+
+struct Reply {
+    status: u16,
+    retry_after: Option<String>,
+    body: serde_json::Value,
+}
+
+fn call(url: &str, id: u64) -> Reply {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#);
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .body(body)
+        .send()
+        .expect("request through Envoy");
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+    let text = r.text().unwrap_or_default();
+    Reply { status, retry_after, body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) }
+}
+
+#[test]
+fn failing_backend_trips_the_breaker_then_recovers() {
+    let wd = Workdir::new("filter-trip");
+    let a = TestBackend::start(wd.path(), "alpha-1", &[]);
+    let cp = ControlPlane::start(wd.path(), &config(&[(&a, "alpha")], POLICY));
+    let envoy = Envoy::start(wd.path(), "envoy-filter", cp.xds.port(), XdsMode::Sotw);
+    envoy.wait_endpoints("mcp_alpha", &[a.mcp.to_string()]);
+    assert_eq!(call(&envoy.url("alpha"), 1).status, 200);
+
+    a.set_fault(r#"{"mode":"http_status","status":503}"#);
+    let mut backend_failures = 0;
+    let fast = wait_until("a fast-fail reply from the filter", Duration::from_secs(10), || {
+        let r = call(&envoy.url("alpha"), 42);
+        if r.retry_after.is_some() {
+            return Some(r);
+        }
+        backend_failures += 1;
+        None
+    });
+    assert_eq!(backend_failures, 3, "the breaker opens after exactly consecutive_failures backend errors");
+    assert_eq!(fast.status, 503);
+    assert_eq!(fast.body["id"], 42, "the reply echoes the request id: {}", fast.body);
+    assert_eq!(fast.body["error"]["code"], -32000);
+    let seen = a.requests();
+    for i in 0..5 {
+        assert_eq!(call(&envoy.url("alpha"), 100 + i).status, 503);
+    }
+    assert_eq!(a.requests(), seen, "fast-failed requests must not reach the backend");
+    assert!(envoy.stat("wasmcustom.only1mcp_fast_fail_503_total").unwrap_or(0) >= 5);
+    assert!(envoy.stat("wasmcustom.only1mcp_breaker_opened_total").unwrap_or(0) >= 1);
+
+    // The control plane heard about it and ejected the host in EDS.
+    wait_until("the report to reach the control plane", Duration::from_secs(5), || {
+        let st = cp.status();
+        (!st["passive"]["hosts"].as_object().map(|m| m.is_empty()).unwrap_or(true)).then_some(())
+    });
+
+    // The backend recovers: after the open period the half-open probes close it.
+    a.set_fault(r#"{"mode":"ok"}"#);
+    wait_until("traffic to flow again", Duration::from_secs(15), || (call(&envoy.url("alpha"), 7).status == 200).then_some(()));
+    wait_until("the half-open probes to close the breaker", Duration::from_secs(10), || {
+        assert_eq!(call(&envoy.url("alpha"), 8).status, 200, "a recovered backend must not be failed");
+        (envoy.stat("wasmcustom.only1mcp_breaker_closed_total").unwrap_or(0) >= 1).then_some(())
+    });
+    wait_until("the control plane to lift the ejection", Duration::from_secs(10), || {
+        cp.metrics().contains("only1mcp_hosts_ejected 0").then_some(())
+    });
+    assert_eq!(whoami_answers(&run_client(ClientKind::Modern, &envoy.url("alpha"), 3)), vec!["alpha-1"; 3]);
+}
+
+#[test]
+fn a_host_ejected_by_one_envoy_gets_no_traffic_from_another() {
+    let wd = Workdir::new("filter-fleet");
+    let bad = TestBackend::start(wd.path(), "alpha-bad", &[]);
+    let good = TestBackend::start(wd.path(), "alpha-good", &[]);
+    let cp = ControlPlane::start(wd.path(), &config(&[(&bad, "alpha"), (&good, "alpha")], POLICY));
+    let e1 = Envoy::start(wd.path(), "envoy-one", cp.xds.port(), XdsMode::Sotw);
+    let e2 = Envoy::start(wd.path(), "envoy-two", cp.xds.port(), XdsMode::Sotw);
+    e1.wait_endpoints("mcp_alpha", &[bad.mcp.to_string(), good.mcp.to_string()]);
+    e2.wait_endpoints("mcp_alpha", &[bad.mcp.to_string(), good.mcp.to_string()]);
+
+    bad.set_fault(r#"{"mode":"jsonrpc_error","code":-32603}"#);
+    // Only Envoy one sees traffic; JSON-RPC errors are invisible to Envoy's
+    // own outlier detection, so only the filter can catch this host.
+    wait_until("Envoy two to see the host unhealthy", Duration::from_secs(20), || {
+        for i in 0..4 {
+            call(&e1.url("alpha"), i);
+        }
+        let eps = e2.endpoints("mcp_alpha");
+        eps.iter().any(|(addr, h)| addr == &bad.mcp.to_string() && h == "UNHEALTHY").then_some(())
+    });
+    let before = bad.requests();
+    let answers = whoami_answers(&run_client(ClientKind::Modern, &e2.url("alpha"), 20));
+    assert_eq!(answers, vec!["alpha-good"; 20]);
+    assert_eq!(bad.requests(), before, "Envoy two sent traffic to the ejected host");
+}
