@@ -43,5 +43,5 @@ else
   cargo build --workspace --bins
 fi
 log "building the Wasm filter"
-cargo build -p only1mcp-filter --target wasm32-wasip1 --profile wasm
+cargo build -p only1mcp-filter -p only1mcp-bare-filter --target wasm32-wasip1 --profile wasm
 log "ready: envoy at $(ls "$ROOT"/.venv/lib/python3*/site-packages/envoy/_bin/envoy)"
