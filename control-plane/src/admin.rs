@@ -14,6 +14,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::health::board::Detail;
+use crate::health::score as health_score;
+use crate::health::{Board, EdsVerdict, EndpointKey};
 use crate::registry::Fleet;
 use crate::reports::{PassiveView, ReportBatch};
 use crate::status::{ConfigStatus, Counters, Status, StreamStatus};
@@ -28,6 +31,8 @@ pub struct AdminState {
     pub passive: watch::Receiver<Arc<PassiveView>>,
     /// Reports from the filters go to the pipeline through here.
     pub reports: tokio::sync::mpsc::Sender<ReportBatch>,
+    /// The health checker's per-endpoint figures and counters.
+    pub health: Board,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -45,6 +50,12 @@ struct EndpointView {
     weight: u32,
     protocol: crate::config::Protocol,
     metadata: BTreeMap<String, String>,
+    standby: bool,
+    /// What Envoy is told: health and weight after probes and ejections.
+    eds: EdsVerdict,
+    /// The latest probe figures (absent until the first probe, or with
+    /// health checks off).
+    probe: Option<Detail>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +97,8 @@ struct StatusView {
 
 async fn status(State(st): State<AdminState>) -> Json<StatusView> {
     let fleet = st.fleet.borrow().clone();
+    let now = crate::status::unix_ms() as u64;
+    let passive_now = st.passive.borrow().clone();
     let services = fleet
         .services
         .values()
@@ -97,11 +110,18 @@ async fn status(State(st): State<AdminState>) -> Json<StatusView> {
             endpoints: s
                 .endpoints
                 .iter()
-                .map(|e| EndpointView {
-                    address: e.socket_addr().to_string(),
-                    weight: e.weight,
-                    protocol: e.protocol,
-                    metadata: e.metadata.clone(),
+                .map(|e| {
+                    let probe = st.health.detail(&EndpointKey { service: s.name.clone(), addr: e.socket_addr() });
+                    let active = probe.as_ref().map(|d| d.verdict).unwrap_or_default();
+                    EndpointView {
+                        address: e.socket_addr().to_string(),
+                        weight: e.weight,
+                        protocol: e.protocol,
+                        metadata: e.metadata.clone(),
+                        standby: e.standby,
+                        eds: health_score::verdict(active, passive_now.is_ejected(&e.socket_addr(), now), e.weight),
+                        probe,
+                    }
                 })
                 .collect(),
         })
@@ -137,6 +157,19 @@ async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
         "# HELP only1mcp_config_valid 1 if the config file on disk is in force, 0 if it was refused.\n# TYPE only1mcp_config_valid gauge\nonly1mcp_config_valid {}",
         u8::from(st.status.config().rejected.is_none())
     );
+    let _ = writeln!(out, "# HELP only1mcp_health_probes_total Health probes by result.\n# TYPE only1mcp_health_probes_total counter");
+    for (label, n) in st.health.results() {
+        let _ = writeln!(out, "only1mcp_health_probes_total{{result=\"{label}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP only1mcp_health_transitions_total Endpoint health changes.\n# TYPE only1mcp_health_transitions_total counter\nonly1mcp_health_transitions_total {}",
+        st.health.transitions()
+    );
+    let _ = writeln!(out, "# HELP only1mcp_health_endpoints Probed endpoints by health.\n# TYPE only1mcp_health_endpoints gauge");
+    for (label, n) in st.health.by_health() {
+        let _ = writeln!(out, "only1mcp_health_endpoints{{health=\"{label}\"}} {n}");
+    }
     let _ = writeln!(out, "# HELP only1mcp_endpoints Endpoints by service.\n# TYPE only1mcp_endpoints gauge");
     for s in fleet.services.values() {
         let _ = writeln!(out, "only1mcp_endpoints{{service=\"{}\"}} {}", s.name, s.endpoints.len());

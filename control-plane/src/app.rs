@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 
 use crate::admin::{self, AdminState};
 use crate::config::filter::FilterSettings;
-use crate::config::{Config, EnvoySettings};
+use crate::config::{Config, EnvoySettings, HealthSettings};
+use crate::health::probe::Prober;
+use crate::health::{Board, Checker, HealthMap};
 use crate::discovery::static_file::{self, FileEvent};
 use crate::registry::{Fleet, Registry};
 use crate::reports::{PassiveView, ReportBatch};
@@ -50,7 +52,15 @@ struct Pipeline {
     fleet_tx: watch::Sender<Arc<Fleet>>,
     passive_tx: watch::Sender<Arc<PassiveView>>,
     status: Status,
+    /// The checker's latest verdicts.
+    health: Arc<HealthMap>,
+    health_settings_tx: watch::Sender<Arc<HealthSettings>>,
+    /// Hosts with recent filter reports: probed at the normal interval.
+    busy_tx: watch::Sender<Arc<BTreeSet<SocketAddr>>>,
 }
+
+/// A host some filter reported on within this long counts as having traffic.
+const BUSY_WINDOW_MS: u64 = 60_000;
 
 impl Pipeline {
     fn publish(&mut self) {
@@ -59,7 +69,22 @@ impl Pipeline {
         let known: BTreeSet<SocketAddr> = fleet.services.values().flat_map(|s| s.endpoints.iter().map(|e| e.socket_addr())).collect();
         self.passive.prune(&known, now);
         let ejected: BTreeSet<SocketAddr> = self.passive.ejected(now).into_keys().collect();
-        let inputs = Inputs { envoy: &self.settings, fleet: &fleet, filter: self.filter.as_ref(), reports_to: Some(self.reports_to), ejected: &ejected };
+        let busy: BTreeSet<SocketAddr> = self
+            .passive
+            .hosts
+            .iter()
+            .filter(|(_, nodes)| nodes.values().any(|v| v.reported_unix_ms + BUSY_WINDOW_MS > now))
+            .map(|(h, _)| *h)
+            .collect();
+        self.busy_tx.send_if_modified(|b| replace_if_changed(b, busy));
+        let inputs = Inputs {
+            envoy: &self.settings,
+            fleet: &fleet,
+            filter: self.filter.as_ref(),
+            reports_to: Some(self.reports_to),
+            ejected: &ejected,
+            health: &self.health,
+        };
         self.passive_tx.send_replace(Arc::new(self.passive.clone()));
         match build_snapshot(&inputs) {
             Ok(snap) => {
@@ -67,7 +92,8 @@ impl Pipeline {
                     Counters::inc(&self.status.counters.snapshots);
                     info!(services = fleet.services.len(), endpoints = fleet.endpoint_count(), "published new xDS snapshot");
                 }
-                self.fleet_tx.send_replace(Arc::new(fleet));
+                // Only a real change wakes the checker (it re-reads the fleet).
+                self.fleet_tx.send_if_modified(|f| replace_if_changed(f, fleet));
             }
             // Cannot happen with the builder's own naming; if it does, the
             // previous snapshot keeps serving.
@@ -85,6 +111,7 @@ impl Pipeline {
             f
         });
         self.registry.set(STATIC_SOURCE, cfg.backends.clone());
+        self.health_settings_tx.send_if_modified(|h| replace_if_changed(h, cfg.health.clone()));
         self.publish();
     }
 
@@ -103,6 +130,14 @@ impl Pipeline {
         let at = self.passive.next_expiry(now)?;
         Some(tokio::time::Instant::now() + std::time::Duration::from_millis(at.saturating_sub(now)))
     }
+}
+
+fn replace_if_changed<T: PartialEq>(slot: &mut Arc<T>, new: T) -> bool {
+    if **slot == new {
+        return false;
+    }
+    *slot = Arc::new(new);
+    true
 }
 
 /// Runs the control plane until `shutdown` resolves.
@@ -132,6 +167,10 @@ pub async fn serve(
     }
     let (fleet_tx, fleet_rx) = watch::channel(Arc::new(Fleet::default()));
     let (passive_tx, passive_rx) = watch::channel(Arc::new(PassiveView::default()));
+    let (health_settings_tx, health_settings_rx) = watch::channel(Arc::new(config.health.clone()));
+    let (busy_tx, busy_rx) = watch::channel(Arc::new(BTreeSet::new()));
+    let (health_tx, mut health_rx) = watch::channel(Arc::new(HealthMap::new()));
+    let health_board = Board::default();
     let config_dir = config_path.as_ref().and_then(|p| p.parent().map(|d| d.to_path_buf())).unwrap_or_else(|| PathBuf::from("."));
     let config_dir = std::fs::canonicalize(&config_dir).unwrap_or(config_dir);
     let mut pipeline = Pipeline {
@@ -146,6 +185,9 @@ pub async fn serve(
         fleet_tx,
         passive_tx,
         status: status.clone(),
+        health: Arc::new(HealthMap::new()),
+        health_settings_tx,
+        busy_tx,
     };
     pipeline.apply(&config);
     info!(xds = %bound.xds, admin = %bound.admin, listener = %config.envoy.listener, "control plane serving");
@@ -169,8 +211,18 @@ pub async fn serve(
             .add_service(ads)
             .serve_with_incoming_shutdown(TcpListenerStream::new(xds_listener), stopped(stop_rx.clone())),
     );
+    let checker = Checker {
+        prober: Prober::new().context("building the health probe HTTP client")?,
+        settings: health_settings_rx,
+        fleet: fleet_rx.clone(),
+        busy: busy_rx,
+        out: health_tx,
+        board: health_board.clone(),
+        seed: u64::from(std::process::id()) ^ unix_ms() as u64,
+    };
+    tokio::spawn(checker.run(stop_rx.clone()));
     let (reports_tx, mut reports_rx) = mpsc::channel::<ReportBatch>(64);
-    let admin_app = admin::router(AdminState { status: status.clone(), cache: cache.clone(), fleet: fleet_rx, passive: passive_rx, reports: reports_tx });
+    let admin_app = admin::router(AdminState { status: status.clone(), cache: cache.clone(), fleet: fleet_rx, passive: passive_rx, reports: reports_tx, health: health_board });
     let admin_shutdown = stopped(stop_rx.clone());
     let admin_task = tokio::spawn(async move { axum::serve(admin_listener, admin_app).with_graceful_shutdown(admin_shutdown).await });
 
@@ -190,6 +242,10 @@ pub async fn serve(
         let expiry = pipeline.next_expiry();
         tokio::select! {
             Some(batch) = reports_rx.recv() => pipeline.report(&batch),
+            Ok(()) = health_rx.changed() => {
+                pipeline.health = health_rx.borrow_and_update().clone();
+                pipeline.publish();
+            }
             _ = async { if let Some(at) = expiry { tokio::time::sleep_until(at).await } else { std::future::pending::<()>().await } } => {
                 info!("a fleet-wide ejection ended; host back in rotation");
                 pipeline.publish();

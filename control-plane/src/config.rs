@@ -7,12 +7,14 @@
 
 pub mod decode;
 pub mod filter;
+pub mod health;
 mod model;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
 
 pub use decode::{DecodeError, Problem};
+pub use health::{HealthSettings, HealthTiming};
 pub use model::{Backend, Config, EnvoySettings, Protocol, ServiceName};
 
 /// Why a config file could not be used.

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod discovery;
+pub mod health;
 pub mod registry;
 pub mod reports;
 pub mod status;

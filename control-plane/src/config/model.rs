@@ -65,6 +65,11 @@ pub struct Backend {
     pub weight: u32,
     /// Free-form labels, passed to Envoy as endpoint metadata.
     pub metadata: BTreeMap<String, String>,
+    /// A standby takes traffic only when no primary of its service can
+    /// (a lower EDS priority).
+    pub standby: bool,
+    /// Probe with a plain HTTP GET on this path instead of MCP messages.
+    pub health_path: Option<String>,
 }
 
 impl Backend {
@@ -94,6 +99,8 @@ pub struct Config {
     pub backends: Vec<Backend>,
     /// The Wasm filter and its policy; `None` runs Envoy without it.
     pub filter: Option<super::filter::FilterSettings>,
+    /// Active health checks.
+    pub health: super::health::HealthSettings,
 }
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -110,6 +117,7 @@ impl Default for Config {
             },
             backends: Vec::new(),
             filter: None,
+            health: Default::default(),
         }
     }
 }
@@ -125,10 +133,11 @@ impl Config {
     }
 }
 
-const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends", "filter"];
+const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends", "filter", "health"];
 const ADDR_KEYS: &[&str] = &["address", "port"];
 const ENVOY_KEYS: &[&str] = &["listener", "connect_timeout", "stream_idle_timeout"];
-const BACKEND_KEYS: &[&str] = &["service", "address", "port", "path", "protocol", "weight", "metadata"];
+const BACKEND_KEYS: &[&str] =
+    &["service", "address", "port", "path", "protocol", "weight", "metadata", "standby", "health_path"];
 
 pub(super) fn decode_config(root: &Node) -> Result<Config, DecodeError> {
     let mut dec = Decoder::default();
@@ -148,6 +157,9 @@ pub(super) fn decode_config(root: &Node) -> Result<Config, DecodeError> {
         }
         if let Some(n) = top.get("filter") {
             cfg.filter = super::filter::decode(&mut dec, n);
+        }
+        if let Some(n) = top.get("health") {
+            cfg.health = super::health::decode(&mut dec, n);
         }
         top.finish(&mut dec, TOP_KEYS);
         check_ports(&mut dec, root, &cfg);
@@ -274,6 +286,21 @@ fn decode_backend(dec: &mut Decoder, node: &Node, path: &str) -> Option<Backend>
         Some(n) => dec.uint(n, &p("weight"), 1, 128).map(|v| v as u32),
         None => Some(1),
     };
+    let standby = match m.get("standby") {
+        Some(n) => dec.boolean(n, &p("standby")),
+        None => Some(false),
+    };
+    let health_path = match m.get("health_path") {
+        Some(n) => dec.string(n, &p("health_path")).and_then(|s| {
+            if s.starts_with('/') && !s.contains(char::is_whitespace) && !s.contains('#') {
+                Some(Some(s))
+            } else {
+                dec.report(&p("health_path"), n.pos, format!("health_path must start with '/' and hold no spaces or '#', found {s:?}"));
+                None
+            }
+        }),
+        None => Some(None),
+    };
     let mut metadata = BTreeMap::new();
     if let Some(n) = m.get("metadata") {
         if let Some(mut md) = dec.map(n, &p("metadata")) {
@@ -294,6 +321,8 @@ fn decode_backend(dec: &mut Decoder, node: &Node, path: &str) -> Option<Backend>
         protocol: protocol?,
         weight: weight?,
         metadata,
+        standby: standby?,
+        health_path: health_path?,
     })
 }
 
@@ -408,6 +437,22 @@ backends:
         assert_eq!(got.len(), 2, "{got:#?}");
         assert!(got[0].contains("expected a list"));
         assert!(got[1].contains("expected a mapping"));
+    }
+
+    #[test]
+    fn standby_and_health_path() {
+        let cfg = Config::from_yaml(
+            "backends:\n  - {service: a, address: 127.0.0.1, port: 1, standby: true, health_path: /healthz}\n  - {service: a, address: 127.0.0.1, port: 2}\n",
+        )
+        .unwrap();
+        assert!(cfg.backends[0].standby);
+        assert_eq!(cfg.backends[0].health_path.as_deref(), Some("/healthz"));
+        assert!(!cfg.backends[1].standby);
+        assert_eq!(cfg.backends[1].health_path, None);
+        let got = problems("backends:\n  - {service: a, address: 127.0.0.1, port: 1, standby: maybe, health_path: healthz}\n");
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].starts_with("backends[0].standby@2:56 expected true or false"), "{}", got[0]);
+        assert!(got[1].starts_with("backends[0].health_path@2:76 health_path must start"), "{}", got[1]);
     }
 
     #[test]

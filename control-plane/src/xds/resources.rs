@@ -14,10 +14,12 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::{
     address, async_data_source, config_source, data_source, socket_address, Address, AggregatedConfigSource, ApiVersion,
-    AsyncDataSource, ConfigSource, DataSource, ExtensionConfigSource, HealthStatus, Metadata, SocketAddress,
+    AsyncDataSource, ConfigSource, DataSource, ExtensionConfigSource, Metadata, SocketAddress,
     TypedExtensionConfig,
 };
-use envoy_types::pb::envoy::config::endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    cluster_load_assignment, lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
     route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
@@ -40,6 +42,8 @@ use super::snapshot::{InconsistentSnapshot, References};
 use super::{Resource, Snapshot, TypeUrl};
 use crate::config::filter::FilterSettings;
 use crate::config::{Backend, EnvoySettings, ServiceName};
+use crate::health::score as health_score;
+use crate::health::{EdsVerdict, EndpointKey, HealthMap};
 use crate::registry::{Fleet, Service};
 
 pub const LISTENER_NAME: &str = "mcp_listener";
@@ -73,6 +77,8 @@ pub struct Inputs<'a> {
     pub reports_to: Option<SocketAddr>,
     /// Hosts a filter in some Envoy holds open: unhealthy in every Envoy.
     pub ejected: &'a BTreeSet<SocketAddr>,
+    /// The active health checks' verdicts; missing endpoints are unknown.
+    pub health: &'a HealthMap,
 }
 
 /// Builds the complete, checked snapshot.
@@ -81,7 +87,7 @@ pub fn build_snapshot(inputs: &Inputs<'_>) -> Result<Snapshot, InconsistentSnaps
     let mut refs = References::default();
     for svc in inputs.fleet.services.values() {
         resources.push((TypeUrl::Cluster, cluster(inputs, svc)));
-        resources.push((TypeUrl::ClusterLoadAssignment, load_assignment(svc, inputs.ejected)));
+        resources.push((TypeUrl::ClusterLoadAssignment, load_assignment(svc, inputs.ejected, inputs.health)));
         refs.route_clusters.insert(cluster_name(&svc.name));
     }
     if let (Some(_), Some(addr)) = (inputs.filter, inputs.reports_to) {
@@ -341,19 +347,46 @@ fn outlier_detection(filter: Option<&FilterSettings>) -> OutlierDetection {
     }
 }
 
-fn load_assignment(svc: &Service, ejected: &BTreeSet<SocketAddr>) -> Resource {
+/// Primaries at priority 0, standbys (if any) at priority 1. Envoy moves
+/// load to a lower priority as the higher one loses healthy hosts, by
+/// default already when it is below 100/1.4 = 71% healthy. With standbys
+/// the overprovisioning factor is raised so that one healthy (or degraded)
+/// primary keeps all the traffic: standbys take over only when no primary
+/// can serve, and hand back as soon as one returns.
+fn load_assignment(svc: &Service, ejected: &BTreeSet<SocketAddr>, health: &HealthMap) -> Resource {
     let name = cluster_name(&svc.name);
-    let lb_endpoints = svc.endpoints.iter().map(|b| lb_endpoint(b, ejected.contains(&b.socket_addr()))).collect();
-    let cla = ClusterLoadAssignment {
-        cluster_name: name.clone(),
-        endpoints: vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }],
-        ..Default::default()
-    };
-    let ejected_here: Vec<SocketAddr> = svc.endpoints.iter().map(|e| e.socket_addr()).filter(|a| ejected.contains(a)).collect();
-    Resource::new(name, pack_any(cla), &fingerprint(&(&svc.endpoints, ejected_here)))
+    let verdicts: Vec<EdsVerdict> = svc
+        .endpoints
+        .iter()
+        .map(|b| {
+            let key = EndpointKey { service: svc.name.clone(), addr: b.socket_addr() };
+            let active = health.get(&key).copied().unwrap_or_default();
+            health_score::verdict(active, ejected.contains(&b.socket_addr()), b.weight)
+        })
+        .collect();
+    let mut primaries = Vec::new();
+    let mut standbys = Vec::new();
+    for (b, v) in svc.endpoints.iter().zip(&verdicts) {
+        if b.standby { &mut standbys } else { &mut primaries }.push(lb_endpoint(b, *v));
+    }
+    let mut endpoints = vec![LocalityLbEndpoints { lb_endpoints: primaries, priority: 0, ..Default::default() }];
+    let mut policy = None;
+    if !standbys.is_empty() {
+        endpoints.push(LocalityLbEndpoints { lb_endpoints: standbys, priority: 1, ..Default::default() });
+        policy = Some(cluster_load_assignment::Policy {
+            overprovisioning_factor: Some(UInt32Value { value: STANDBY_OVERPROVISIONING }),
+            ..Default::default()
+        });
+    }
+    let cla = ClusterLoadAssignment { cluster_name: name.clone(), endpoints, policy, ..Default::default() };
+    Resource::new(name, pack_any(cla), &fingerprint(&(&svc.endpoints, verdicts)))
 }
 
-fn lb_endpoint(b: &Backend, ejected: bool) -> LbEndpoint {
+/// Percent: a priority with 1 healthy host in 1,000 still counts as fully
+/// healthy, so nothing spills to standbys while a primary serves.
+const STANDBY_OVERPROVISIONING: u32 = 100_000;
+
+fn lb_endpoint(b: &Backend, v: EdsVerdict) -> LbEndpoint {
     let mut fields = std::collections::HashMap::new();
     for (k, v) in &b.metadata {
         fields.insert(k.clone(), pbuf::Value { kind: Some(Kind::StringValue(v.clone())) });
@@ -368,9 +401,11 @@ fn lb_endpoint(b: &Backend, ejected: bool) -> LbEndpoint {
             address: Some(socket_address(b.socket_addr())),
             ..Default::default()
         })),
-        // UNHEALTHY overrides any Envoy-side check: the host gets no traffic.
-        health_status: if ejected { HealthStatus::Unhealthy } else { HealthStatus::Healthy } as i32,
-        load_balancing_weight: Some(UInt32Value { value: b.weight }),
+        // UNHEALTHY overrides any Envoy-side check: the host gets no
+        // traffic. DEGRADED gets traffic only when too few are healthy.
+        health_status: v.eds_status() as i32,
+        // The configured weight scaled by the probe score, at least 1.
+        load_balancing_weight: Some(UInt32Value { value: v.weight }),
         metadata: Some(metadata),
     }
 }
@@ -391,9 +426,11 @@ mod tests {
     }
 
     static NONE: BTreeSet<SocketAddr> = BTreeSet::new();
+    static NO_HEALTH: HealthMap = HealthMap::new();
+    use envoy_types::pb::envoy::config::core::v3::HealthStatus;
 
     fn inputs<'a>(cfg: &'a Config, fleet: &'a Fleet) -> Inputs<'a> {
-        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE }
+        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE, health: &NO_HEALTH }
     }
 
     const TWO: &str = "backends:\n  - {service: weather, address: 127.0.0.1, port: 9001, weight: 2, metadata: {zone: a, rack: b}}\n  - {service: files, address: 127.0.0.2, port: 9002, path: /rpc}\n";
@@ -466,6 +503,42 @@ mod tests {
         let od = c.outlier_detection.unwrap();
         assert_eq!(od.consecutive_5xx, Some(UInt32Value { value: 3 }), "outlier detection follows the breaker");
         assert_eq!(od.base_ejection_time, Some(pbuf::Duration { seconds: 1, nanos: 500_000_000 }));
+    }
+
+    #[test]
+    fn health_verdicts_and_standbys_shape_the_load_assignment() {
+        use crate::health::{ActiveVerdict, Health};
+        let (cfg, f) = fleet(
+            "backends:\n  - {service: a, address: 127.0.0.1, port: 1, weight: 4}\n  - {service: a, address: 127.0.0.1, port: 2}\n  - {service: a, address: 127.0.0.1, port: 3, standby: true}\n  - {service: b, address: 127.0.0.1, port: 4}\n",
+        );
+        let key = |svc: &str, port| EndpointKey { service: ServiceName::new(svc).unwrap(), addr: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let health: HealthMap = [
+            (key("a", 1), ActiveVerdict { health: Health::Healthy, score: 2 }),
+            (key("a", 2), ActiveVerdict { health: Health::Unhealthy, score: 4 }),
+            (key("b", 4), ActiveVerdict { health: Health::Degraded, score: 4 }),
+        ]
+        .into();
+        let mut inp = inputs(&cfg, &f);
+        let before = build_snapshot(&inp).unwrap();
+        inp.health = &health;
+        let s = build_snapshot(&inp).unwrap();
+        let cla = |snap: &Snapshot, name| ClusterLoadAssignment::decode(snap.get(TypeUrl::ClusterLoadAssignment, name).unwrap().body.value.as_slice()).unwrap();
+        let a = cla(&s, "mcp_a");
+        let summary: Vec<(u32, Vec<(i32, u32)>)> = a
+            .endpoints
+            .iter()
+            .map(|l| (l.priority, l.lb_endpoints.iter().map(|e| (e.health_status, e.load_balancing_weight.unwrap().value)).collect()))
+            .collect();
+        let (h, u) = (HealthStatus::Healthy as i32, HealthStatus::Unhealthy as i32);
+        assert_eq!(summary, vec![(0, vec![(h, 2), (u, 1)]), (1, vec![(h, 1)])], "weight 4 at half score is 2; the unprobed standby is healthy");
+        assert_eq!(a.policy.unwrap().overprovisioning_factor.unwrap().value, STANDBY_OVERPROVISIONING);
+        let b = cla(&s, "mcp_b");
+        assert_eq!(b.endpoints.len(), 1, "no standby, no second priority");
+        assert!(b.policy.is_none());
+        assert_eq!(b.endpoints[0].lb_endpoints[0].health_status, HealthStatus::Degraded as i32);
+        // A health change is a new EDS version for that cluster only.
+        assert_ne!(before.get(TypeUrl::ClusterLoadAssignment, "mcp_a").unwrap().version, s.get(TypeUrl::ClusterLoadAssignment, "mcp_a").unwrap().version);
+        assert_eq!(before.get(TypeUrl::Cluster, "mcp_a").unwrap().version, s.get(TypeUrl::Cluster, "mcp_a").unwrap().version);
     }
 
     #[test]
