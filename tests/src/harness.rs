@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod envoy;
 pub mod process;
 pub mod python;
+pub mod sdk_server;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ pub use control_plane::ControlPlane;
 pub use envoy::{Envoy, XdsMode};
 pub use process::{wait_until, Child, Workdir};
 pub use python::{run_client, ClientKind};
+pub use sdk_server::SdkServer;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

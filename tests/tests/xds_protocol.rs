@@ -18,7 +18,10 @@ const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const EDS: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 
 fn config(services: &[&str]) -> String {
-    let mut s = "xds: {port: 0}\nadmin: {port: 0}\nenvoy:\n  listener: {port: 0}\nbackends:\n".to_string();
+    // Placeholder addresses nobody listens on, and EDS driven by config
+    // edits only: health probes would mark them unhealthy and push EDS
+    // updates the tests do not expect.
+    let mut s = "xds: {port: 0}\nadmin: {port: 0}\nenvoy:\n  listener: {port: 0}\nhealth: {enabled: false}\nbackends:\n".to_string();
     for (i, svc) in services.iter().enumerate() {
         s.push_str(&format!("  - {{service: {svc}, address: 127.0.0.1, port: {}}}\n", 20000 + i));
     }
