@@ -250,8 +250,16 @@ impl RootContext for Root {
                 continue;
             }
             let Some(elapsed) = elapsed_since(now, h.phi.last_heartbeat_ms(), h.busy_since_ms) else { continue };
-            let phi = h.phi.phi(elapsed, &cfg.phi);
+            // Silence up to twice the slowest recent call is normal for this host.
+            let slow_ms = h.latency.percentile(1.0).map_or(0.0, |us| 2.0 * us as f64 / 1000.0);
+            let phi = h.phi.phi_adaptive(elapsed, &cfg.phi, slow_ms);
             if phi >= cfg.breaker.phi_threshold {
+                log::info!(
+                    "{host}: phi {phi:.1} after {elapsed:.0} ms without a response, {} outstanding, {} samples, slowest recent call {:.0} ms",
+                    h.inflight,
+                    h.phi.samples(),
+                    slow_ms / 2.0
+                );
                 let sig = Signals { phi, ..Default::default() };
                 if let Some(t) = update_breaker(host, |b| b.assess(now, sig, &cfg.breaker)) {
                     trips.push((host.clone(), t));

@@ -30,8 +30,12 @@ pub struct PhiSettings {
 }
 
 impl Default for PhiSettings {
+    /// Tuned for "hung under load found in well under a second": a host
+    /// answering every few ms crosses phi 8 about 0.6 s after it stops.
+    /// Slow or heavy-tailed hosts get a longer pause from their own latency
+    /// (see `PhiDetector::phi_adaptive`), not from these numbers.
     fn default() -> Self {
-        PhiSettings { min_std_dev_ms: 100.0, acceptable_pause_ms: 1000.0, min_samples: 5 }
+        PhiSettings { min_std_dev_ms: 50.0, acceptable_pause_ms: 300.0, min_samples: 10 }
     }
 }
 
@@ -85,11 +89,22 @@ impl PhiDetector {
     /// Phi after `elapsed_ms` without a heartbeat. Zero until enough
     /// samples exist: a new host is given the benefit of the doubt.
     pub fn phi(&self, elapsed_ms: f64, s: &PhiSettings) -> f64 {
+        self.phi_adaptive(elapsed_ms, s, 0.0)
+    }
+
+    /// Like `phi`, with the acceptable pause raised to at least
+    /// `slow_call_ms` (the glue passes twice the slowest call of the last
+    /// minute or so): a host whose slowest calls take two seconds is not
+    /// suspect after one second of silence, however regular its fast calls
+    /// are. (A p99 is not enough: with a heavy tail, calls far beyond it
+    /// are normal, and the fleet must not eject a noisy but healthy host.)
+    pub fn phi_adaptive(&self, elapsed_ms: f64, s: &PhiSettings, slow_call_ms: f64) -> f64 {
         if self.len < s.min_samples.max(1) {
             return 0.0;
         }
         let (mean, std) = self.mean_and_std();
-        phi(elapsed_ms, mean + s.acceptable_pause_ms, std.max(s.min_std_dev_ms))
+        let pause = s.acceptable_pause_ms.max(slow_call_ms);
+        phi(elapsed_ms, mean + pause, std.max(s.min_std_dev_ms))
     }
 }
 
@@ -222,6 +237,31 @@ mod tests {
         assert_eq!(elapsed_since(5000, Some(1000), Some(4000)), Some(1000.0));
         assert_eq!(elapsed_since(5000, Some(4500), Some(4000)), Some(500.0));
         assert_eq!(elapsed_since(5000, None, Some(2000)), Some(3000.0));
+    }
+
+    #[test]
+    fn slow_calls_stretch_the_pause() {
+        let s = PhiSettings { min_std_dev_ms: 50.0, acceptable_pause_ms: 300.0, min_samples: 3 };
+        let mut d = PhiDetector::default();
+        for t in (0..=1000).step_by(10) {
+            d.heartbeat(t, None);
+        }
+        // 1 s of silence: suspicious for a host of 10 ms calls...
+        assert!(d.phi(1000.0, &s) > 8.0);
+        // ...not for one whose p99 is 600 ms (pause 1.2 s).
+        assert!(d.phi_adaptive(1000.0, &s, 1200.0) < 1.0);
+        assert_eq!(d.phi_adaptive(1000.0, &s, 0.0), d.phi(1000.0, &s));
+    }
+
+    #[test]
+    fn default_settings_detect_a_hung_busy_host_within_a_second() {
+        let s = PhiSettings::default();
+        let mut d = PhiDetector::default();
+        for i in 0..200u64 {
+            d.heartbeat(i * 5, Some(0));
+        }
+        let t8 = (0..10_000u64).find(|ms| d.phi(*ms as f64, &s) > 8.0).unwrap();
+        assert!((300..1000).contains(&t8), "crossed 8 after {t8} ms");
     }
 
     #[test]

@@ -28,7 +28,12 @@ struct Reply {
 }
 
 fn call(url: &str, id: u64) -> Reply {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    try_call(url, id, Duration::from_secs(10)).expect("request through Envoy")
+}
+
+/// `None` if no answer came within `timeout` (a hung backend).
+fn try_call(url: &str, id: u64, timeout: Duration) -> Option<Reply> {
+    let client = reqwest::blocking::Client::builder().timeout(timeout).build().unwrap();
     let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#);
     let r = client
         .post(url)
@@ -37,11 +42,11 @@ fn call(url: &str, id: u64) -> Reply {
         .header("mcp-protocol-version", "2026-07-28")
         .body(body)
         .send()
-        .expect("request through Envoy");
+        .ok()?;
     let status = r.status().as_u16();
     let retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
     let text = r.text().unwrap_or_default();
-    Reply { status, retry_after, body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) }
+    Some(Reply { status, retry_after, body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) })
 }
 
 #[test]
@@ -119,4 +124,82 @@ fn a_host_ejected_by_one_envoy_gets_no_traffic_from_another() {
     let answers = whoami_answers(&run_client(ClientKind::Modern, &e2.url("alpha"), 20));
     assert_eq!(answers, vec!["alpha-good"; 20]);
     assert_eq!(bad.requests(), before, "Envoy two sent traffic to the ejected host");
+}
+
+/// Runs `threads` clients in a closed loop against `url` until `stop` is
+/// set; returns (ok, fast-failed, other) counts.
+fn load(url: String, threads: usize, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<(u64, u64, u64)> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (url, stop) = (url.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                    let (mut ok, mut fast, mut other) = (0, 0, 0);
+                    let mut id = (t as u64) << 32;
+                    while !stop.load(Ordering::Relaxed) {
+                        id += 1;
+                        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"whoami"}}}}"#);
+                        match client.post(&url).header("content-type", "application/json").header("mcp-protocol-version", "2026-07-28").body(body).send() {
+                            Ok(r) if r.status() == 200 => ok += 1,
+                            Ok(r) if r.headers().contains_key("retry-after") => fast += 1,
+                            _ => other += 1,
+                        }
+                    }
+                    (ok, fast, other)
+                })
+            })
+            .collect();
+        workers.into_iter().filter_map(|w| w.join().ok()).fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    })
+}
+
+#[test]
+fn a_hung_backend_is_caught_by_phi_long_before_any_timeout() {
+    let wd = Workdir::new("filter-hung");
+    let a = TestBackend::start(wd.path(), "alpha-1", &["--fault", r#"{"mode":"ok","latency":{"kind":"fixed","ms":5}}"#]);
+    let cp = ControlPlane::start(wd.path(), &config(&[(&a, "alpha")], POLICY));
+    let envoy = Envoy::start(wd.path(), "envoy-hung", cp.xds.port(), XdsMode::Sotw);
+    envoy.wait_endpoints("mcp_alpha", &[a.mcp.to_string()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(envoy.url("alpha"), 4, stop.clone());
+    wait_until("steady traffic", Duration::from_secs(10), || (a.requests() > 200).then_some(()));
+
+    // The backend stops answering; requests pile up with no timeout (MCP
+    // routes have none). Phi must open the breaker and clients fail fast.
+    a.set_fault(r#"{"mode":"hang"}"#);
+    wait_until("fast-fail replies for the hung backend", Duration::from_secs(10), || {
+        let r = try_call(&envoy.url("alpha"), 5, Duration::from_millis(500))?;
+        (r.status == 503 && r.retry_after.is_some()).then_some(())
+    });
+    let st = cp.status();
+    let verdicts = st["passive"]["hosts"][a.mcp.to_string()].clone();
+    assert_eq!(verdicts["envoy-hung"]["reason"], "phi", "{st}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    a.set_fault(r#"{"mode":"ok"}"#);
+    // The loader's own requests stay stuck on the hung backend until their
+    // client timeout; only their count before the hang matters here.
+    let (ok, _, _) = loader.join().unwrap();
+    assert!(ok > 200, "ok {ok}");
+}
+
+#[test]
+fn a_healthy_backend_with_heavy_tailed_latency_is_never_ejected() {
+    let wd = Workdir::new("filter-heavy-tail");
+    let fault = r#"{"mode":"ok","latency":{"kind":"pareto","min_ms":2,"alpha":1.2,"max_ms":1500}}"#;
+    let a = TestBackend::start(wd.path(), "alpha-1", &["--fault", fault]);
+    let cp = ControlPlane::start(wd.path(), &config(&[(&a, "alpha")], ""));
+    let envoy = Envoy::start(wd.path(), "envoy-tail", cp.xds.port(), XdsMode::Sotw);
+    envoy.wait_endpoints("mcp_alpha", &[a.mcp.to_string()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = load(envoy.url("alpha"), 4, stop.clone());
+    // A long run, by request count: the slowest calls (up to 1.5 s) are
+    // hundreds of times the median (about 2 ms).
+    wait_until("3000 requests", Duration::from_secs(120), || (a.requests() > 3000).then_some(()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, fast, other) = loader.join().unwrap();
+    assert_eq!((fast, other), (0, 0), "{ok} ok, {fast} fast-failed, {other} other");
+    assert_eq!(envoy.stat("wasmcustom.only1mcp_breaker_opened_total").unwrap_or(0), 0);
+    assert!(cp.metrics().contains("only1mcp_hosts_ejected 0"));
 }
