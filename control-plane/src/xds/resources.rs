@@ -213,6 +213,9 @@ fn wasm_filter(f: &FilterSettings) -> Resource {
         root_id: FILTER_NAME.into(),
         configuration: Some(pack_any(StringValue { value: f.policy_json.clone() })),
         vm: Some(plugin_config::Vm::VmConfig(vm)),
+        // A fast-fail waits at the headers for the body, to echo the
+        // JSON-RPC id; without this Envoy would not deliver the body.
+        allow_on_headers_stop_iteration: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
         ..Default::default()
     };
     let ext = TypedExtensionConfig { name: FILTER_NAME.into(), typed_config: Some(pack_any(Wasm { config: Some(plugin) })) };
