@@ -35,6 +35,10 @@ pub struct HealthTiming {
     pub idle_interval: Duration,
     /// Probe latency above this counts against the endpoint's score.
     pub acceptable_latency: Duration,
+    /// An endpoint that came back more than once within this window must
+    /// pass more probes (2x, then 4x `rise`) to come back again; 0 turns
+    /// flap damping off.
+    pub flap_window: Duration,
 }
 
 impl Default for HealthTiming {
@@ -48,6 +52,7 @@ impl Default for HealthTiming {
             backoff_max: Duration::from_secs(30),
             idle_interval: Duration::from_secs(5),
             acceptable_latency: Duration::from_secs(1),
+            flap_window: Duration::from_secs(120),
         }
     }
 }
@@ -78,10 +83,10 @@ impl HealthSettings {
 
 const TOP_KEYS: &[&str] = &[
     "enabled", "concurrency", "interval", "timeout", "rise", "fall", "jitter", "backoff_max", "idle_interval",
-    "acceptable_latency", "services",
+    "acceptable_latency", "flap_window", "services",
 ];
 const TIMING_KEYS: &[&str] =
-    &["interval", "timeout", "rise", "fall", "jitter", "backoff_max", "idle_interval", "acceptable_latency"];
+    &["interval", "timeout", "rise", "fall", "jitter", "backoff_max", "idle_interval", "acceptable_latency", "flap_window"];
 
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
@@ -150,6 +155,9 @@ fn timing(dec: &mut Decoder, m: &mut MapReader<'_>, path: &str, base: &HealthTim
     if let Some(d) = dur(dec, m, "acceptable_latency", Duration::from_millis(1), Duration::from_secs(60)) {
         t.acceptable_latency = d;
     }
+    if let Some(d) = dur(dec, m, "flap_window", Duration::ZERO, Duration::from_secs(24 * 3600)) {
+        t.flap_window = d;
+    }
     if let Some(v) = m.get("rise").and_then(|n| dec.uint(n, &p("rise"), 1, 100)) {
         t.rise = v as u32;
     }
@@ -216,7 +224,7 @@ mod tests {
     #[test]
     fn top_level_and_per_service_overrides() {
         let cfg = Config::from_yaml(
-            "health:\n  interval: 200ms\n  timeout: 100ms\n  rise: 3\n  fall: 2\n  jitter: 0.2\n  backoff_max: 2s\n  concurrency: 8\n  services:\n    alpha: {interval: 1s, rise: 1}\n    beta: {idle_interval: 10s}\n",
+            "health:\n  interval: 200ms\n  timeout: 100ms\n  rise: 3\n  fall: 2\n  jitter: 0.2\n  backoff_max: 2s\n  flap_window: 0s\n  concurrency: 8\n  services:\n    alpha: {interval: 1s, rise: 1}\n    beta: {idle_interval: 10s}\n",
         )
         .unwrap();
         let h = &cfg.health;
@@ -224,6 +232,7 @@ mod tests {
         assert_eq!(h.defaults.interval, Duration::from_millis(200));
         assert_eq!(h.defaults.idle_interval, Duration::from_millis(200), "idle follows the interval");
         assert_eq!((h.defaults.rise, h.defaults.fall, h.defaults.jitter_permille), (3, 2, 200));
+        assert_eq!(h.defaults.flap_window, Duration::ZERO);
         let alpha = h.for_service(&ServiceName::new("alpha").unwrap());
         assert_eq!((alpha.interval, alpha.rise, alpha.fall, alpha.timeout), (Duration::from_secs(1), 1, 2, Duration::from_millis(100)));
         let beta = h.for_service(&ServiceName::new("beta").unwrap());

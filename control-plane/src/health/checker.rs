@@ -27,8 +27,6 @@ use super::{EndpointKey, HealthMap};
 use crate::config::{HealthSettings, HealthTiming};
 use crate::registry::Fleet;
 
-/// Comebacks within this many probe intervals count as flapping.
-const FLAP_WINDOW_INTERVALS: u32 = 30;
 /// Probe outcomes the error rate is computed over.
 const ERROR_WINDOW: u32 = 10;
 
@@ -185,7 +183,7 @@ impl Checker {
         let thresholds = Thresholds {
             rise: t.rise,
             fall: t.fall,
-            flap_window_ms: (t.interval * FLAP_WINDOW_INTERVALS).as_millis() as u64,
+            flap_window_ms: t.flap_window.as_millis() as u64,
         };
         let outcome = match &done.result {
             Ok(s) => {

@@ -204,4 +204,7 @@ async fn reset_stats(State(b): State<Arc<Backend>>) -> &'static str {
 pub struct Ready {
     pub mcp: SocketAddr,
     pub control: SocketAddr,
+    /// More MCP listeners of the same backend (`--extra-listeners`).
+    #[serde(default)]
+    pub extra: Vec<SocketAddr>,
 }

@@ -35,6 +35,10 @@ struct Args {
     /// Initial fault as JSON, e.g. '{"mode":"http_status","status":503}'.
     #[arg(long)]
     fault: Option<String>,
+    /// Also serve the same backend on this many more ports (same IP, any
+    /// free port): many endpoints from one process, for load benchmarks.
+    #[arg(long, default_value_t = 0)]
+    extra_listeners: usize,
     /// Write the bound addresses here (JSON) once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -55,7 +59,13 @@ async fn main() -> anyhow::Result<()> {
     let backend = Backend::new(Mcp::new(args.name.clone(), args.era), args.path.clone(), args.sse, fault, seed);
     let mcp_listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let control_listener = TcpListener::bind(args.control).await.with_context(|| format!("binding {}", args.control))?;
-    let ready = Ready { mcp: mcp_listener.local_addr()?, control: control_listener.local_addr()? };
+    let mut extra = Vec::with_capacity(args.extra_listeners);
+    for _ in 0..args.extra_listeners {
+        let l = TcpListener::bind(SocketAddr::new(args.listen.ip(), 0)).await.context("binding an extra listener")?;
+        extra.push(l);
+    }
+    let extra_addrs = extra.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+    let ready = Ready { mcp: mcp_listener.local_addr()?, control: control_listener.local_addr()?, extra: extra_addrs };
     tracing::info!(name = args.name, mcp = %ready.mcp, control = %ready.control, "test backend listening");
     if let Some(path) = &args.ready_file {
         std::fs::write(path, serde_json::to_vec(&ready)?)?;
@@ -66,5 +76,13 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(error = %e, "control API stopped");
         }
     });
+    for l in extra {
+        let b = backend.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_mcp(b, l).await {
+                tracing::error!(error = %e, "extra listener stopped");
+            }
+        });
+    }
     serve_mcp(backend, mcp_listener).await
 }

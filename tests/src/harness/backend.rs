@@ -15,6 +15,8 @@ pub struct TestBackend {
     pub name: String,
     pub mcp: SocketAddr,
     pub control: SocketAddr,
+    /// More MCP ports of the same process (`--extra-listeners N`).
+    pub extra: Vec<SocketAddr>,
 }
 
 impl TestBackend {
@@ -31,7 +33,7 @@ impl TestBackend {
         cmd.args(["--name", name, "--listen", listen, "--ready-file"]).arg(&ready).args(extra);
         let mut child = Child::spawn(name, &mut cmd, dir);
         let r: Ready = read_ready(&ready, &mut child);
-        TestBackend { child, name: name.to_string(), mcp: r.mcp, control: r.control }
+        TestBackend { child, name: name.to_string(), mcp: r.mcp, control: r.control, extra: r.extra }
     }
 
     /// The YAML list item for this backend in a control plane config.
