@@ -20,7 +20,7 @@ use crate::breaker::{Breaker, Signals, State, Transition};
 use crate::classify::{classify, Finished, Outcome};
 use crate::config::Config;
 use crate::latency::LatencyTracker;
-use crate::phi::{elapsed_since, PhiDetector};
+use crate::phi::{elapsed_since, suspect, PhiDetector};
 use crate::report::Reporter;
 use crate::{encoding, jsonrpc};
 
@@ -59,22 +59,29 @@ fn load_breaker(host: &str) -> (Breaker, Option<u32>) {
 }
 
 /// Applies `f` to a host's shared breaker with compare-and-swap, retrying
-/// when another worker got there first. Returns the transition, if any.
-fn update_breaker(host: &str, f: impl Fn(&mut Breaker) -> Option<Transition>) -> Option<Transition> {
+/// when another worker got there first. Returns the transition, if any,
+/// and the breaker as it now stands.
+fn update_breaker(host: &str, f: impl Fn(&mut Breaker) -> Option<Transition>) -> (Option<Transition>, Breaker) {
+    let mut last = Breaker::default();
     for _ in 0..4 {
         let (mut b, cas) = load_breaker(host);
         let before = b;
         let t = f(&mut b);
         if b == before {
-            return t;
+            return (t, b);
         }
         match hostcalls::set_shared_data(&format!("{KEY_PREFIX}{host}"), Some(&encoding::encode(&b)), cas) {
-            Ok(()) => return t,
-            Err(_) => continue, // CAS mismatch: reload and retry
+            Ok(()) => return (t, b),
+            Err(_) => last = before, // CAS mismatch: reload and retry
         }
     }
-    None
+    (None, last)
 }
+
+/// How long a worker trusts its copy of a host's shared breaker. Reading
+/// shared data on every request costs more than the rest of the filter;
+/// another worker's trip is seen within this long.
+const CACHE_MS: u64 = 100;
 
 #[derive(Default)]
 struct HostLocal {
@@ -124,6 +131,8 @@ fn inc(id: Option<u32>) {
 #[derive(Default)]
 struct Worker {
     config: Rc<Config>,
+    /// Each host's shared breaker as last read or written, and when.
+    breakers: HashMap<String, (Breaker, u64)>,
     hosts: HashMap<String, HostLocal>,
     /// Hosts seen per cluster, for "no host may take traffic".
     clusters: HashMap<String, Vec<String>>,
@@ -176,15 +185,34 @@ impl Worker {
         }
     }
 
+    /// A host's shared breaker, from this worker's copy if it is fresh.
+    fn breaker(&mut self, host: &str, now: u64) -> Breaker {
+        if let Some((b, at)) = self.breakers.get(host) {
+            if now.saturating_sub(*at) < CACHE_MS {
+                return *b;
+            }
+        }
+        let (b, _) = load_breaker(host);
+        self.cache(host, b, now);
+        b
+    }
+
+    fn cache(&mut self, host: &str, b: Breaker, now: u64) {
+        if !self.breakers.contains_key(host) && self.breakers.len() >= self.config.max_hosts as usize {
+            self.breakers.retain(|_, (_, at)| now.saturating_sub(*at) < CACHE_MS);
+        }
+        self.breakers.insert(host.to_string(), (b, now));
+    }
+
     /// Whether every host seen for this cluster is unavailable.
-    fn cluster_down(&self, cluster: &str, now: u64) -> Option<u64> {
-        let hosts = self.clusters.get(cluster)?;
+    fn cluster_down(&mut self, cluster: &str, now: u64) -> Option<u64> {
+        let hosts = self.clusters.get(cluster)?.clone();
         if hosts.is_empty() {
             return None;
         }
         let mut retry = u64::MAX;
-        for h in hosts {
-            let (b, _) = load_breaker(h);
+        for h in &hosts {
+            let b = self.breaker(h, now);
             if b.available(now, &self.config.breaker) {
                 return None;
             }
@@ -253,7 +281,8 @@ impl RootContext for Root {
             // Silence up to twice the slowest recent call is normal for this host.
             let slow_ms = h.latency.percentile(1.0).map_or(0.0, |us| 2.0 * us as f64 / 1000.0);
             let phi = h.phi.phi_adaptive(elapsed, &cfg.phi, slow_ms);
-            if phi >= cfg.breaker.phi_threshold {
+            let max_call_ms = cfg.latency.max_ms as f64;
+            if suspect(phi, cfg.breaker.phi_threshold, h.inflight, elapsed, max_call_ms) {
                 log::info!(
                     "{host}: phi {phi:.1} after {elapsed:.0} ms without a response, {} outstanding, {} samples, slowest recent call {:.0} ms",
                     h.inflight,
@@ -261,13 +290,15 @@ impl RootContext for Root {
                     slow_ms / 2.0
                 );
                 let sig = Signals { phi, ..Default::default() };
-                if let Some(t) = update_breaker(host, |b| b.assess(now, sig, &cfg.breaker)) {
-                    trips.push((host.clone(), t));
-                }
+                let (t, b) = update_breaker(host, |b| b.assess(now, sig, &cfg.breaker));
+                trips.push((host.clone(), t, b));
             }
         }
-        for (host, t) in &trips {
-            w.count_transition(host, t, now);
+        for (host, t, b) in &trips {
+            w.cache(host, *b, now);
+            if let Some(t) = t {
+                w.count_transition(host, t, now);
+            }
         }
         let node = w.node_id.clone();
         if let Some(body) = w.reporter.next_batch(&node, now) {
@@ -354,7 +385,7 @@ impl HttpContext for Request {
         // A legacy session pinned to a host whose breaker is open: 404 makes
         // the client re-initialize, and Envoy picks a healthy host for it.
         if let Some(host) = self.session_host() {
-            let (b, _) = load_breaker(&host);
+            let b = self.worker.borrow_mut().breaker(&host, self.start_ms);
             if matches!(b.state, State::Open { .. }) && !b.available(self.start_ms, &self.worker.borrow().config.breaker) {
                 self.local_reply = true;
                 inc(self.worker.borrow().metric(|m| m.reinit_404));
@@ -363,7 +394,7 @@ impl HttpContext for Request {
                 return Action::Pause;
             }
         }
-        let down = self.cluster.as_deref().and_then(|c| self.worker.borrow().cluster_down(c, self.start_ms));
+        let down = self.cluster.as_deref().and_then(|c| self.worker.borrow_mut().cluster_down(c, self.start_ms));
         if let Some(retry_ms) = down {
             if end_of_stream {
                 self.reply_503(None, retry_ms);
@@ -464,12 +495,21 @@ impl HttpContext for Request {
         if !counts {
             return;
         }
-        let t = update_breaker(&host, |b| {
+        let step = |b: &mut Breaker| {
             let t1 = b.poll(now);
             let t2 = b.record(now, failure, &cfg.breaker);
             let t3 = b.assess(now, sig, &cfg.breaker);
             t3.or(t2).or(t1)
-        });
+        };
+        // The common case, a success on a closed breaker, changes nothing:
+        // decide that on the local copy and leave shared data alone.
+        let cached = w.breaker(&host, now);
+        let mut probe = cached;
+        if step(&mut probe).is_none() && probe == cached {
+            return;
+        }
+        let (t, b) = update_breaker(&host, step);
+        w.cache(&host, b, now);
         if let Some(t) = t {
             w.count_transition(&host, &t, now);
             if matches!(t.to, State::Open { .. }) {

@@ -35,7 +35,7 @@ impl Default for PhiSettings {
     /// Slow or heavy-tailed hosts get a longer pause from their own latency
     /// (see `PhiDetector::phi_adaptive`), not from these numbers.
     fn default() -> Self {
-        PhiSettings { min_std_dev_ms: 50.0, acceptable_pause_ms: 300.0, min_samples: 10 }
+        PhiSettings { min_std_dev_ms: 50.0, acceptable_pause_ms: 300.0, min_samples: 20 }
     }
 }
 
@@ -115,6 +115,16 @@ pub fn elapsed_since(now_ms: u64, last_heartbeat_ms: Option<u64>, busy_since_ms:
     let busy = busy_since_ms?;
     let from = last_heartbeat_ms.map_or(busy, |h| h.max(busy));
     Some(now_ms.saturating_sub(from) as f64)
+}
+
+/// Whether phi is evidence of a hung host. Phi's premise is a stream of
+/// heartbeats that stopped; with a single call outstanding there is no
+/// stream, just one call that is slow, and a heavy-tailed but healthy host
+/// produces those. So phi counts only with two or more calls outstanding
+/// (a hung host under load gathers many), or once a lone call has waited
+/// longer than any call may (`max_call_ms`).
+pub fn suspect(phi: f64, threshold: f64, outstanding: u32, elapsed_ms: f64, max_call_ms: f64) -> bool {
+    phi >= threshold && (outstanding >= 2 || elapsed_ms >= max_call_ms)
 }
 
 /// `-log10 P(X > elapsed)` for X ~ Normal(mean, std).
@@ -237,6 +247,15 @@ mod tests {
         assert_eq!(elapsed_since(5000, Some(1000), Some(4000)), Some(1000.0));
         assert_eq!(elapsed_since(5000, Some(4500), Some(4000)), Some(500.0));
         assert_eq!(elapsed_since(5000, None, Some(2000)), Some(3000.0));
+    }
+
+    #[test]
+    fn a_lone_slow_call_is_not_a_hang() {
+        assert!(!suspect(9.0, 8.0, 1, 600.0, 30_000.0));
+        assert!(suspect(9.0, 8.0, 2, 600.0, 30_000.0));
+        assert!(suspect(9.0, 8.0, 1, 30_000.0, 30_000.0));
+        assert!(!suspect(7.9, 8.0, 5, 600.0, 30_000.0));
+        assert!(!suspect(0.0, 8.0, 0, 0.0, 0.0) || 0.0 >= 8.0);
     }
 
     #[test]

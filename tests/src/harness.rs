@@ -30,7 +30,12 @@ pub fn repo_root() -> PathBuf {
 /// The filter's `.wasm`, built by `scripts/setup.sh`
 /// (`cargo build -p only1mcp-filter --target wasm32-wasip1 --profile wasm`).
 pub fn filter_wasm() -> PathBuf {
-    let p = repo_root().join("target/wasm32-wasip1/wasm/only1mcp_filter.wasm");
+    wasm_artifact("only1mcp_filter.wasm")
+}
+
+/// A `.wasm` built by `scripts/setup.sh` (the filter, or the bare baseline).
+pub fn wasm_artifact(name: &str) -> PathBuf {
+    let p = repo_root().join("target/wasm32-wasip1/wasm").join(name);
     assert!(p.exists(), "{} is not built: run scripts/setup.sh", p.display());
     std::fs::canonicalize(&p).unwrap_or(p)
 }

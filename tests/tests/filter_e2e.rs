@@ -59,22 +59,25 @@ fn failing_backend_trips_the_breaker_then_recovers() {
     assert_eq!(call(&envoy.url("alpha"), 1).status, 200);
 
     a.set_fault(r#"{"mode":"http_status","status":503}"#);
-    let mut backend_failures = 0;
     let fast = wait_until("a fast-fail reply from the filter", Duration::from_secs(10), || {
         let r = call(&envoy.url("alpha"), 42);
-        if r.retry_after.is_some() {
-            return Some(r);
-        }
-        backend_failures += 1;
-        None
+        r.retry_after.is_some().then_some(r)
     });
-    assert_eq!(backend_failures, 3, "the breaker opens after exactly consecutive_failures backend errors");
+    // Requests after the trip that a worker let through before it saw the
+    // breaker open are stopped by Envoy's outlier detection (same threshold).
+    assert_eq!(a.stats()["faulted"], 3, "the backend saw exactly consecutive_failures failing calls");
     assert_eq!(fast.status, 503);
     assert_eq!(fast.body["id"], 42, "the reply echoes the request id: {}", fast.body);
     assert_eq!(fast.body["error"]["code"], -32000);
+    // Every worker sees the open breaker within its cache period; from
+    // then on every request is failed fast without reaching the backend.
+    wait_until("every worker to fail fast", Duration::from_secs(5), || {
+        (0..5).all(|i| call(&envoy.url("alpha"), 100 + i).retry_after.is_some()).then_some(())
+    });
     let seen = a.requests();
     for i in 0..5 {
-        assert_eq!(call(&envoy.url("alpha"), 100 + i).status, 503);
+        let r = call(&envoy.url("alpha"), 200 + i);
+        assert_eq!((r.status, r.retry_after.is_some()), (503, true));
     }
     assert_eq!(a.requests(), seen, "fast-failed requests must not reach the backend");
     assert!(envoy.stat("wasmcustom.only1mcp_fast_fail_503_total").unwrap_or(0) >= 5);
@@ -104,7 +107,9 @@ fn a_host_ejected_by_one_envoy_gets_no_traffic_from_another() {
     let wd = Workdir::new("filter-fleet");
     let bad = TestBackend::start(wd.path(), "alpha-bad", &[]);
     let good = TestBackend::start(wd.path(), "alpha-good", &[]);
-    let cp = ControlPlane::start(wd.path(), &config(&[(&bad, "alpha"), (&good, "alpha")], POLICY));
+    // A long open period: the ejection must outlast Envoy two's client run.
+    let long = "  breaker: {consecutive_failures: 3, open_base_ms: 30000, open_max_ms: 60000}\n";
+    let cp = ControlPlane::start(wd.path(), &config(&[(&bad, "alpha"), (&good, "alpha")], long));
     let e1 = Envoy::start(wd.path(), "envoy-one", cp.xds.port(), XdsMode::Sotw);
     let e2 = Envoy::start(wd.path(), "envoy-two", cp.xds.port(), XdsMode::Sotw);
     e1.wait_endpoints("mcp_alpha", &[bad.mcp.to_string(), good.mcp.to_string()]);

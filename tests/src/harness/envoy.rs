@@ -57,8 +57,14 @@ pub fn bootstrap(node_id: &str, xds_port: u16, mode: XdsMode) -> String {
 impl Envoy {
     /// Starts Envoy and waits until the MCP listener from LDS is bound.
     pub fn start(dir: &Path, node_id: &str, xds_port: u16, mode: XdsMode) -> Envoy {
+        Envoy::start_with_bootstrap(dir, node_id, &bootstrap(node_id, xds_port, mode))
+    }
+
+    /// Starts Envoy on a bootstrap of the caller's (benchmarks use one with
+    /// static resources as a baseline). Its listener must be `mcp_listener`.
+    pub fn start_with_bootstrap(dir: &Path, node_id: &str, bootstrap_yaml: &str) -> Envoy {
         let bs = dir.join(format!("{node_id}-bootstrap.yaml"));
-        std::fs::write(&bs, bootstrap(node_id, xds_port, mode)).expect("write bootstrap");
+        std::fs::write(&bs, bootstrap_yaml).expect("write bootstrap");
         let admin_file = dir.join(format!("{node_id}-admin.txt"));
         let mut cmd = Command::new(envoy_binary());
         cmd.arg("-c")
@@ -78,7 +84,7 @@ impl Envoy {
             (!a.is_empty()).then_some(a)
         });
         let mut envoy = Envoy { child, node_id: node_id.to_string(), admin, port: 0 };
-        envoy.port = wait_until("the MCP listener from LDS", Duration::from_secs(30), || {
+        envoy.port = wait_until("the MCP listener", Duration::from_secs(30), || {
             envoy.child.assert_running();
             envoy.listener_port()
         });
