@@ -167,6 +167,14 @@ fn timing(dec: &mut Decoder, m: &mut MapReader<'_>, path: &str, base: &HealthTim
     if let Some(v) = m.get("jitter").and_then(|n| dec.float(n, &p("jitter"), 0.0, 0.5)) {
         t.jitter_permille = (v * 1000.0).round() as u32;
     }
+    // Inherited values (or defaults) adapt to an interval set here: a
+    // shorter interval caps the timeout, a longer one raises backoff_max.
+    if !given.contains_key("timeout") {
+        t.timeout = t.timeout.min(t.interval);
+    }
+    if !given.contains_key("backoff_max") {
+        t.backoff_max = t.backoff_max.max(t.interval);
+    }
     // Each rule is checked where one of its fields is set, and reported on
     // that field (an inherited conflict was reported at its own level).
     let rule = |dec: &mut Decoder, broken: bool, field: &str, other: &str, message: String| {
@@ -258,6 +266,17 @@ mod tests {
         for (g, e) in got.iter().zip(expected) {
             assert!(g.starts_with(e), "{g} does not start with {e}");
         }
+    }
+
+    #[test]
+    fn inherited_timeout_and_backoff_follow_a_new_interval() {
+        let cfg = Config::from_yaml("health:\n  interval: 1s\n  services:\n    a: {interval: 200ms}\n    b: {interval: 1m}\n").unwrap();
+        let h = &cfg.health;
+        assert_eq!((h.defaults.timeout, h.defaults.backoff_max), (Duration::from_secs(1), Duration::from_secs(30)));
+        let a = h.for_service(&ServiceName::new("a").unwrap());
+        assert_eq!(a.timeout, Duration::from_millis(200));
+        let b = h.for_service(&ServiceName::new("b").unwrap());
+        assert_eq!((b.timeout, b.backoff_max, b.idle_interval), (Duration::from_secs(1), Duration::from_secs(60), Duration::from_secs(60)));
     }
 
     #[test]
