@@ -413,6 +413,50 @@ mod tests {
         assert!(matches!(result_of(json!([1]), "ping"), Err(ProbeError::Malformed { .. })));
     }
 
+    /// A real HTTP server on loopback answering the health path with what
+    /// `state` holds: 0 = 200 with figures, 1 = 503, 2 = never.
+    async fn health_server(state: std::sync::Arc<std::sync::atomic::AtomicU8>) -> SocketAddr {
+        use axum::routing::get;
+        let app = axum::Router::new().route(
+            "/healthz",
+            get(move || {
+                let state = state.clone();
+                async move {
+                    match state.load(std::sync::atomic::Ordering::SeqCst) {
+                        0 => (axum::http::StatusCode::OK, r#"{"status":"ok","cpu":0.5,"memory":92}"#),
+                        1 => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down"),
+                        _ => std::future::pending().await,
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    #[tokio::test]
+    async fn health_path_get_reads_figures_and_fails_on_5xx_and_timeout() {
+        let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let addr = health_server(state.clone()).await;
+        let target = Target { addr, path: "/mcp".into(), protocol: Protocol::Auto, health_path: Some("/healthz".into()) };
+        let prober = Prober::new().unwrap();
+        let mut session = Session::default();
+        let ok = prober.probe(&target, &mut session, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(ok.method, Method::HttpGet);
+        assert_eq!(ok.resources, Resources { cpu: Some(0.5), memory: Some(0.92) });
+        state.store(1, std::sync::atomic::Ordering::SeqCst);
+        let err = prober.probe(&target, &mut session, Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(err, ProbeError::Status { method: "GET", status: 503 });
+        state.store(2, std::sync::atomic::Ordering::SeqCst);
+        let err = prober.probe(&target, &mut session, Duration::from_millis(100)).await.unwrap_err();
+        assert_eq!(err, ProbeError::Timeout(Duration::from_millis(100)));
+        // Nothing listening: a connect error, not a timeout.
+        let closed = Target { addr: "127.0.0.1:1".parse().unwrap(), ..target };
+        assert_eq!(prober.probe(&closed, &mut session, Duration::from_secs(5)).await.unwrap_err().label(), "connect");
+    }
+
     #[test]
     fn resource_figures() {
         assert_eq!(resources_in(&json!({"cpu":0.5,"memory":85})), Resources { cpu: Some(0.5), memory: Some(0.85) });
