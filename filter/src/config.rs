@@ -2,6 +2,13 @@
 //! field optional with a default, unknown keys and bad values refused with
 //! a message that names the field (Envoy then NACKs the config and keeps
 //! the previous one).
+//!
+//! The top level holds the default settings; `clusters` and `hosts` map a
+//! cluster name or a host address to complete settings of their own (the
+//! control plane resolves the policy file's per-service and per-endpoint
+//! overrides into these), so the filter only has to pick one.
+
+use std::collections::HashMap;
 
 use serde::Deserialize;
 
@@ -73,7 +80,7 @@ impl Default for LatencyJson {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ConfigJson {
+pub struct SettingsJson {
     pub breaker: BreakerJson,
     pub phi: PhiJson,
     pub latency: LatencyJson,
@@ -85,15 +92,15 @@ pub struct ConfigJson {
     pub inspect_body_bytes: u32,
 }
 
-impl Default for ConfigJson {
+impl Default for SettingsJson {
     fn default() -> Self {
-        ConfigJson { breaker: BreakerJson::default(), phi: PhiJson::default(), latency: LatencyJson::default(), window: 100, max_hosts: 1024, inspect_body_bytes: 8192 }
+        SettingsJson { breaker: BreakerJson::default(), phi: PhiJson::default(), latency: LatencyJson::default(), window: 100, max_hosts: 1024, inspect_body_bytes: 8192 }
     }
 }
 
-/// Validated settings, ready for the algorithms.
+/// Validated settings for one scope, ready for the algorithms.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct Settings {
     pub breaker: BreakerSettings,
     pub phi: PhiSettings,
     pub latency: LatencySettings,
@@ -102,15 +109,15 @@ pub struct Config {
     pub inspect_body_bytes: u32,
 }
 
-impl Default for Config {
+impl Default for Settings {
     fn default() -> Self {
-        Config::from_json(b"").unwrap_or_else(|_| unreachable_default())
+        Settings::from_raw(&SettingsJson::default(), "").unwrap_or_else(|_| unreachable_default())
     }
 }
 
-fn unreachable_default() -> Config {
+fn unreachable_default() -> Settings {
     // The defaults validate (tested); this keeps `Default` panic-free anyway.
-    Config {
+    Settings {
         breaker: BreakerSettings::default(),
         phi: PhiSettings::default(),
         latency: LatencySettings::default(),
@@ -126,41 +133,106 @@ fn check(errors: &mut Vec<String>, ok: bool, msg: impl FnOnce() -> String) {
     }
 }
 
+/// The whole configuration: defaults and per-cluster and per-host settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    pub base: Settings,
+    pub clusters: HashMap<String, Settings>,
+    pub hosts: HashMap<String, Settings>,
+}
+
+impl std::ops::Deref for Config {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.base
+    }
+}
+
 impl Config {
     /// Parses and validates; empty input means all defaults. The error
     /// lists every problem, each naming its field.
     pub fn from_json(bytes: &[u8]) -> Result<Config, String> {
-        let raw: ConfigJson = if bytes.iter().all(u8::is_ascii_whitespace) {
-            ConfigJson::default()
-        } else {
-            serde_json::from_slice(bytes).map_err(|e| format!("filter configuration: {e}"))?
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Config::default());
+        }
+        let mut top: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| format!("filter configuration: {e}"))?;
+        let mut errors = Vec::new();
+        let mut scoped = |key: &str, errors: &mut Vec<String>| -> HashMap<String, Settings> {
+            let mut out = HashMap::new();
+            match top.remove(key) {
+                None => {}
+                Some(serde_json::Value::Object(m)) => {
+                    for (name, v) in m {
+                        let prefix = format!("{key}.{name}.");
+                        match serde_json::from_value::<SettingsJson>(v) {
+                            Ok(raw) => match Settings::from_raw(&raw, &prefix) {
+                                Ok(s) => {
+                                    out.insert(name, s);
+                                }
+                                Err(e) => errors.push(e),
+                            },
+                            Err(e) => errors.push(format!("{prefix}: {e}")),
+                        }
+                    }
+                }
+                Some(_) => errors.push(format!("{key} must be an object")),
+            }
+            out
         };
+        let clusters = scoped("clusters", &mut errors);
+        let hosts = scoped("hosts", &mut errors);
+        let base = match serde_json::from_value::<SettingsJson>(serde_json::Value::Object(top)) {
+            Ok(raw) => Settings::from_raw(&raw, "").map_err(|e| errors.push(e)).ok(),
+            Err(e) => {
+                errors.push(e.to_string());
+                None
+            }
+        };
+        match base {
+            Some(base) if errors.is_empty() => Ok(Config { base, clusters, hosts }),
+            _ => Err(format!("filter configuration: {}", errors.join("; "))),
+        }
+    }
+
+    /// The settings for a request to `host` in `cluster`: the host's own,
+    /// else the cluster's, else the defaults.
+    pub fn for_target(&self, cluster: Option<&str>, host: Option<&str>) -> &Settings {
+        host.and_then(|h| self.hosts.get(h))
+            .or_else(|| cluster.and_then(|c| self.clusters.get(c)))
+            .unwrap_or(&self.base)
+    }
+}
+
+impl Settings {
+    /// Validates one scope; `pre` prefixes field names in messages.
+    fn from_raw(raw: &SettingsJson, pre: &str) -> Result<Settings, String> {
         let mut e = Vec::new();
         let b = &raw.breaker;
-        check(&mut e, b.consecutive_failures >= 1, || "breaker.consecutive_failures must be at least 1".into());
-        check(&mut e, b.failure_rate > 0.0 && b.failure_rate <= 1.0, || format!("breaker.failure_rate must be in (0, 1], got {}", b.failure_rate));
-        check(&mut e, b.slow_call_rate > 0.0 && b.slow_call_rate <= 1.0, || format!("breaker.slow_call_rate must be in (0, 1], got {}", b.slow_call_rate));
-        check(&mut e, b.open_base_ms >= 1, || "breaker.open_base_ms must be at least 1".into());
-        check(&mut e, b.open_max_ms >= b.open_base_ms, || format!("breaker.open_max_ms ({}) is below breaker.open_base_ms ({})", b.open_max_ms, b.open_base_ms));
-        check(&mut e, b.half_open_probes >= 1, || "breaker.half_open_probes must be at least 1".into());
+        check(&mut e, b.consecutive_failures >= 1, || format!("{pre}breaker.consecutive_failures must be at least 1"));
+        check(&mut e, b.failure_rate > 0.0 && b.failure_rate <= 1.0, || format!("{pre}breaker.failure_rate must be in (0, 1], got {}", b.failure_rate));
+        check(&mut e, b.slow_call_rate > 0.0 && b.slow_call_rate <= 1.0, || format!("{pre}breaker.slow_call_rate must be in (0, 1], got {}", b.slow_call_rate));
+        check(&mut e, b.open_base_ms >= 1, || format!("{pre}breaker.open_base_ms must be at least 1"));
+        check(&mut e, b.open_max_ms >= b.open_base_ms, || format!("{pre}breaker.open_max_ms ({}) is below breaker.open_base_ms ({})", b.open_max_ms, b.open_base_ms));
+        check(&mut e, b.half_open_probes >= 1, || format!("{pre}breaker.half_open_probes must be at least 1"));
         check(&mut e, b.successes_to_close >= 1 && b.successes_to_close <= b.half_open_probes, || {
-            format!("breaker.successes_to_close ({}) must be between 1 and breaker.half_open_probes ({})", b.successes_to_close, b.half_open_probes)
+            format!("{pre}breaker.successes_to_close ({}) must be between 1 and breaker.half_open_probes ({})", b.successes_to_close, b.half_open_probes)
         });
         let p = &raw.phi;
-        check(&mut e, p.threshold > 0.0 && p.threshold.is_finite(), || format!("phi.threshold must be positive, got {}", p.threshold));
-        check(&mut e, p.min_std_dev_ms > 0.0 && p.min_std_dev_ms.is_finite(), || format!("phi.min_std_dev_ms must be positive, got {}", p.min_std_dev_ms));
-        check(&mut e, p.acceptable_pause_ms >= 0.0 && p.acceptable_pause_ms.is_finite(), || format!("phi.acceptable_pause_ms must not be negative, got {}", p.acceptable_pause_ms));
+        check(&mut e, p.threshold > 0.0 && p.threshold.is_finite(), || format!("{pre}phi.threshold must be positive, got {}", p.threshold));
+        check(&mut e, p.min_std_dev_ms > 0.0 && p.min_std_dev_ms.is_finite(), || format!("{pre}phi.min_std_dev_ms must be positive, got {}", p.min_std_dev_ms));
+        check(&mut e, p.acceptable_pause_ms >= 0.0 && p.acceptable_pause_ms.is_finite(), || format!("{pre}phi.acceptable_pause_ms must not be negative, got {}", p.acceptable_pause_ms));
         let l = &raw.latency;
-        check(&mut e, l.k >= 0.0 && l.k.is_finite(), || format!("latency.k must not be negative, got {}", l.k));
-        check(&mut e, l.max_ms >= l.min_ms, || format!("latency.max_ms ({}) is below latency.min_ms ({})", l.max_ms, l.min_ms));
-        check(&mut e, l.period_ms >= 1, || "latency.period_ms must be at least 1".into());
-        check(&mut e, (1..=10_000).contains(&raw.window), || format!("window must be 1 to 10000, got {}", raw.window));
-        check(&mut e, (1..=100_000).contains(&raw.max_hosts), || format!("max_hosts must be 1 to 100000, got {}", raw.max_hosts));
-        check(&mut e, raw.inspect_body_bytes <= 1 << 20, || format!("inspect_body_bytes must be at most 1 MiB, got {}", raw.inspect_body_bytes));
+        check(&mut e, l.k >= 0.0 && l.k.is_finite(), || format!("{pre}latency.k must not be negative, got {}", l.k));
+        check(&mut e, l.max_ms >= l.min_ms, || format!("{pre}latency.max_ms ({}) is below latency.min_ms ({})", l.max_ms, l.min_ms));
+        check(&mut e, l.period_ms >= 1, || format!("{pre}latency.period_ms must be at least 1"));
+        check(&mut e, (1..=10_000).contains(&raw.window), || format!("{pre}window must be 1 to 10000, got {}", raw.window));
+        check(&mut e, (1..=100_000).contains(&raw.max_hosts), || format!("{pre}max_hosts must be 1 to 100000, got {}", raw.max_hosts));
+        check(&mut e, raw.inspect_body_bytes <= 1 << 20, || format!("{pre}inspect_body_bytes must be at most 1 MiB, got {}", raw.inspect_body_bytes));
         if !e.is_empty() {
-            return Err(format!("filter configuration: {}", e.join("; ")));
+            return Err(e.join("; "));
         }
-        Ok(Config {
+        Ok(Settings {
             breaker: BreakerSettings {
                 consecutive_failures: b.consecutive_failures,
                 failure_rate: b.failure_rate,
@@ -191,6 +263,7 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(Config::from_json(b"{}").unwrap(), c);
         assert_eq!(c.breaker, BreakerSettings::default());
+        assert_eq!(c.base, Settings::default());
     }
 
     #[test]
@@ -200,6 +273,23 @@ mod tests {
         assert_eq!(c.breaker.phi_threshold, 5.0);
         assert_eq!(c.window, 20);
         assert_eq!(c.breaker.open_base_ms, BreakerSettings::default().open_base_ms);
+    }
+
+    #[test]
+    fn overrides_by_cluster_and_host() {
+        let c = Config::from_json(
+            br#"{"breaker":{"consecutive_failures":4},
+                 "clusters":{"mcp_a":{"breaker":{"consecutive_failures":2}}},
+                 "hosts":{"127.0.0.1:1":{"breaker":{"consecutive_failures":9}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.for_target(None, None).breaker.consecutive_failures, 4);
+        assert_eq!(c.for_target(Some("mcp_b"), Some("127.0.0.1:2")).breaker.consecutive_failures, 4);
+        assert_eq!(c.for_target(Some("mcp_a"), Some("127.0.0.1:2")).breaker.consecutive_failures, 2);
+        assert_eq!(c.for_target(Some("mcp_a"), Some("127.0.0.1:1")).breaker.consecutive_failures, 9);
+        let err = Config::from_json(br#"{"clusters":{"mcp_a":{"breaker":{"failure_rate":3}}},"hosts":[1]}"#).unwrap_err();
+        assert!(err.contains("clusters.mcp_a.breaker.failure_rate"), "{err}");
+        assert!(err.contains("hosts must be an object"), "{err}");
     }
 
     #[test]

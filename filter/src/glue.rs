@@ -16,7 +16,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use crate::breaker::{Breaker, Signals, State, Transition};
+use crate::breaker::{Breaker, Decision, Signals, State, Transition};
 use crate::classify::{classify, Finished, Outcome};
 use crate::config::Config;
 use crate::latency::LatencyTracker;
@@ -40,6 +40,13 @@ fn now_ms() -> u64 {
 
 fn prop_string(path: &[&str]) -> Option<String> {
     let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    String::from_utf8(bytes).ok()
+}
+
+/// A header value, or `None` when absent or not UTF-8 (Envoy passes
+/// obs-text bytes through; the SDK's string getter would panic on them).
+fn header(map: proxy_wasm::types::MapType, name: &str) -> Option<String> {
+    let bytes = hostcalls::get_map_value_bytes(map, name).ok()??;
     String::from_utf8(bytes).ok()
 }
 
@@ -76,6 +83,36 @@ fn update_breaker(host: &str, f: impl Fn(&mut Breaker) -> Option<Transition>) ->
         }
     }
     (None, last)
+}
+
+const MEMBERS_PREFIX: &str = "only1mcp:members:";
+/// Hosts remembered per cluster (shared and per worker).
+const MAX_MEMBERS: usize = 64;
+
+/// The hosts any worker has seen for a cluster, and the CAS token.
+fn load_members(cluster: &str) -> (Vec<String>, Option<u32>) {
+    match hostcalls::get_shared_data(&format!("{MEMBERS_PREFIX}{cluster}")) {
+        Ok((Some(bytes), cas)) => {
+            let text = String::from_utf8_lossy(&bytes);
+            (text.split('\n').filter(|h| !h.is_empty()).map(String::from).collect(), cas)
+        }
+        Ok((None, cas)) => (Vec::new(), cas),
+        Err(_) => (Vec::new(), None),
+    }
+}
+
+/// Adds a host to a cluster's shared list (bounded, CAS, best effort).
+fn publish_member(cluster: &str, host: &str) {
+    for _ in 0..4 {
+        let (mut hosts, cas) = load_members(cluster);
+        if hosts.iter().any(|h| h == host) || hosts.len() >= MAX_MEMBERS {
+            return;
+        }
+        hosts.push(host.to_string());
+        if hostcalls::set_shared_data(&format!("{MEMBERS_PREFIX}{cluster}"), Some(hosts.join("\n").as_bytes()), cas).is_ok() {
+            return;
+        }
+    }
 }
 
 /// How long a worker trusts its copy of a host's shared breaker. Reading
@@ -133,6 +170,8 @@ struct Worker {
     config: Rc<Config>,
     /// Each host's shared breaker as last read or written, and when.
     breakers: HashMap<String, (Breaker, u64)>,
+    /// When each cluster's shared host list was last read.
+    members_read: HashMap<String, u64>,
     hosts: HashMap<String, HostLocal>,
     /// Hosts seen per cluster, for "no host may take traffic".
     clusters: HashMap<String, Vec<String>>,
@@ -180,8 +219,9 @@ impl Worker {
             }
         }
         let hosts = self.clusters.entry(cluster.to_string()).or_default();
-        if !hosts.iter().any(|h| h == host) {
+        if !hosts.iter().any(|h| h == host) && hosts.len() < MAX_MEMBERS {
             hosts.push(host.to_string());
+            publish_member(cluster, host);
         }
     }
 
@@ -204,34 +244,66 @@ impl Worker {
         self.breakers.insert(host.to_string(), (b, now));
     }
 
-    /// Whether every host seen for this cluster is unavailable.
+    /// The hosts known for a cluster: this worker's, plus those any worker
+    /// published (so a worker that never saw a host still knows it is open).
+    fn cluster_hosts(&mut self, cluster: &str, now: u64) -> Vec<String> {
+        let fresh = self.members_read.get(cluster).is_some_and(|at| now.saturating_sub(*at) < CACHE_MS);
+        if !fresh {
+            let (shared, _) = load_members(cluster);
+            let local = self.clusters.entry(cluster.to_string()).or_default();
+            for h in shared {
+                if !local.contains(&h) && local.len() < MAX_MEMBERS {
+                    local.push(h);
+                }
+            }
+            self.members_read.insert(cluster.to_string(), now);
+        }
+        self.clusters.get(cluster).cloned().unwrap_or_default()
+    }
+
+    /// Whether every known host of this cluster is unavailable; if so, when
+    /// to retry (ms).
     fn cluster_down(&mut self, cluster: &str, now: u64) -> Option<u64> {
-        let hosts = self.clusters.get(cluster)?.clone();
+        let hosts = self.cluster_hosts(cluster, now);
         if hosts.is_empty() {
             return None;
         }
+        let config = self.config.clone();
         let mut retry = u64::MAX;
         for h in &hosts {
             let b = self.breaker(h, now);
-            if b.available(now, &self.config.breaker) {
+            let s = &config.for_target(Some(cluster), Some(h)).breaker;
+            if b.available(now, s) {
                 return None;
             }
             if let State::Open { until_ms, .. } = b.state {
                 retry = retry.min(until_ms.saturating_sub(now));
             }
         }
-        Some(if retry == u64::MAX { self.config.breaker.open_base_ms } else { retry })
+        Some(if retry == u64::MAX { config.breaker.open_base_ms } else { retry })
     }
 }
 
-#[derive(Default)]
+thread_local! {
+    /// This VM's state. A new policy over ECDS creates a new root context
+    /// in the same VM; it picks this up, so breakers, detectors and
+    /// histograms survive a policy change.
+    static WORKER: Rc<RefCell<Worker>> = Rc::new(RefCell::new(Worker::default()));
+}
+
 struct Root {
     worker: Rc<RefCell<Worker>>,
 }
 
+impl Default for Root {
+    fn default() -> Self {
+        Root { worker: WORKER.with(Rc::clone) }
+    }
+}
+
 impl Context for Root {
     fn on_http_call_response(&mut self, _token: u32, _headers: usize, _body: usize, _trailers: usize) {
-        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let status = header(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status");
         let mut w = self.worker.borrow_mut();
         match status.as_deref() {
             Some(s) if s.starts_with('2') => w.reporter.sent(),
@@ -246,7 +318,9 @@ impl Context for Root {
 impl RootContext for Root {
     fn on_vm_start(&mut self, _size: usize) -> bool {
         let mut w = self.worker.borrow_mut();
-        w.metrics = Metrics::define();
+        if w.metrics.is_none() {
+            w.metrics = Metrics::define();
+        }
         w.node_id = prop_string(&["xds", "node", "id"]).or_else(|| prop_string(&["node", "id"])).unwrap_or_default();
         true
     }
@@ -271,12 +345,13 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = now_ms();
         let mut w = self.worker.borrow_mut();
-        let cfg = w.config.clone();
+        let config = w.config.clone();
         let mut trips = Vec::new();
         for (host, h) in w.hosts.iter() {
             if h.inflight == 0 {
                 continue;
             }
+            let cfg = config.for_target(Some(&h.cluster), Some(host));
             let Some(elapsed) = elapsed_since(now, h.phi.last_heartbeat_ms(), h.busy_since_ms) else { continue };
             // Silence up to twice the slowest recent call is normal for this host.
             let slow_ms = h.latency.percentile(1.0).map_or(0.0, |us| 2.0 * us as f64 / 1000.0);
@@ -349,7 +424,7 @@ impl Request {
 
     /// Host of a legacy session pinned by Envoy's envelope: `base64(host);UV:...`.
     fn session_host(&self) -> Option<String> {
-        let sid = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, "mcp-session-id").ok()??;
+        let sid = header(proxy_wasm::types::MapType::HttpRequestHeaders, "mcp-session-id")?;
         let (b64, _) = sid.split_once(";UV:")?;
         String::from_utf8(base64_decode(b64)?).ok()
     }
@@ -375,6 +450,55 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Half-open hosts take a limited number of probe requests. Once Envoy
+    /// has picked the host, a request beyond the limit is answered here,
+    /// before its last body chunk is forwarded. Returns the retry delay
+    /// when the request must not go on.
+    fn admit(&mut self) -> Option<u64> {
+        let host = self.host.clone()?;
+        let now = now_ms();
+        let config = self.worker.borrow().config.clone();
+        let s = config.for_target(self.cluster.as_deref(), Some(&host)).breaker;
+        let cached = self.worker.borrow_mut().breaker(&host, now);
+        match cached.state {
+            State::Closed { .. } => return None,
+            // Envoy chose an open host while others may take traffic (EDS has
+            // not excluded it yet): pass it on untouched, as for any request
+            // the cluster can serve.
+            State::Open { until_ms, .. } if now < until_ms => return None,
+            State::Open { .. } | State::HalfOpen { .. } => {}
+        }
+        let decision = std::cell::Cell::new(Decision::Allow);
+        let (t, b) = update_breaker(&host, |b| {
+            let (d, t) = b.decide(now, &s);
+            decision.set(d);
+            t
+        });
+        let mut w = self.worker.borrow_mut();
+        w.cache(&host, b, now);
+        if let Some(t) = t {
+            w.count_transition(&host, &t, now);
+        }
+        match decision.get() {
+            Decision::Reject { retry_after_ms } => Some(retry_after_ms),
+            Decision::Allow | Decision::Probe => None,
+        }
+    }
+
+    fn release_inflight(&mut self) {
+        if let Some(host) = self.host.take() {
+            let now = now_ms();
+            let mut w = self.worker.borrow_mut();
+            let h = w.host(&host, now);
+            h.inflight = h.inflight.saturating_sub(1);
+            if h.inflight == 0 {
+                h.busy_since_ms = None;
+            }
+        }
+    }
+}
+
 impl Context for Request {}
 
 impl HttpContext for Request {
@@ -386,7 +510,11 @@ impl HttpContext for Request {
         // the client re-initialize, and Envoy picks a healthy host for it.
         if let Some(host) = self.session_host() {
             let b = self.worker.borrow_mut().breaker(&host, self.start_ms);
-            if matches!(b.state, State::Open { .. }) && !b.available(self.start_ms, &self.worker.borrow().config.breaker) {
+            let open = {
+                let w = self.worker.borrow();
+                !b.available(self.start_ms, &w.config.for_target(self.cluster.as_deref(), Some(&host)).breaker)
+            };
+            if matches!(b.state, State::Open { .. }) && open {
                 self.local_reply = true;
                 inc(self.worker.borrow().metric(|m| m.reinit_404));
                 let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found: its backend is unavailable; re-initialize"}}"#;
@@ -418,13 +546,20 @@ impl HttpContext for Request {
         }
         if end_of_stream {
             self.note_upstream();
+            if let Some(retry) = self.admit() {
+                let limit = size.min(self.worker.borrow().config.inspect_body_bytes as usize);
+                let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, limit).ok().flatten().unwrap_or_default();
+                self.release_inflight();
+                self.reply_503(jsonrpc::request_id(&body), retry);
+                return Action::Pause;
+            }
         }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
         self.note_upstream();
-        let ct = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, "content-type").ok().flatten().unwrap_or_default();
+        let ct = header(proxy_wasm::types::MapType::HttpResponseHeaders, "content-type").unwrap_or_default();
         self.json_response = ct.starts_with("application/json") || ct.starts_with("text/event-stream");
         Action::Continue
     }
@@ -433,8 +568,8 @@ impl HttpContext for Request {
         let limit = self.worker.borrow().config.inspect_body_bytes as usize;
         if self.json_response && self.response_body.len() < limit {
             let want = size.min(limit - self.response_body.len());
-            let start = self.response_body.len();
-            if let Ok(Some(chunk)) = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, start, want) {
+            // Each callback sees only its own chunk (we do not buffer).
+            if let Ok(Some(chunk)) = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, want) {
                 self.response_body.extend_from_slice(&chunk);
             }
         }
@@ -457,7 +592,8 @@ impl HttpContext for Request {
         };
         let outcome = classify(&finished);
         let mut w = self.worker.borrow_mut();
-        let cfg = w.config.clone();
+        let config = w.config.clone();
+        let cfg = config.for_target(self.cluster.as_deref(), Some(&host));
         let elapsed_us = now.saturating_sub(self.start_ms) * 1000;
         let window_len = cfg.window as usize;
         let h = w.host(&host, now);
@@ -501,13 +637,9 @@ impl HttpContext for Request {
             let t3 = b.assess(now, sig, &cfg.breaker);
             t3.or(t2).or(t1)
         };
-        // The common case, a success on a closed breaker, changes nothing:
-        // decide that on the local copy and leave shared data alone.
-        let cached = w.breaker(&host, now);
-        let mut probe = cached;
-        if step(&mut probe).is_none() && probe == cached {
-            return;
-        }
+        // Always against the shared copy: a success on any worker must break
+        // a run of failures seen by another (update_breaker only writes when
+        // something changed, so a success on a closed breaker is one read).
         let (t, b) = update_breaker(&host, step);
         w.cache(&host, b, now);
         if let Some(t) = t {

@@ -98,7 +98,6 @@ fn failure_rate_trips_over_the_minimum_volume() {
 }
 
 #[test]
-#[ignore = "filter bug: glue.rs on_http_response_body reads each chunk from offset response_body.len() instead of 0"]
 fn sse_error_split_across_body_chunks_trips() {
     let (a, b) = SSE_INTERNAL.split_at(15); // "event: message\n" | "data: {...}"
     let resp = Response::sse(200, "").chunks(vec![a.as_bytes().to_vec(), b.as_bytes().to_vec()]);
