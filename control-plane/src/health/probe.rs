@@ -97,7 +97,7 @@ impl ProbeError {
     fn is_refusal(&self) -> bool {
         match self {
             ProbeError::Status { status, .. } => (400..500).contains(status) && *status != 408 && *status != 429,
-            ProbeError::JsonRpc { code, .. } => matches!(code, -32600 | -32601 | -32602),
+            ProbeError::JsonRpc { code, .. } => (-32602..=-32600).contains(code),
             _ => false,
         }
     }
