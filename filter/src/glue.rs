@@ -353,13 +353,15 @@ impl RootContext for Root {
             }
             let cfg = config.for_target(Some(&h.cluster), Some(host));
             let Some(elapsed) = elapsed_since(now, h.phi.last_heartbeat_ms(), h.busy_since_ms) else { continue };
-            // Silence up to twice the slowest recent call is normal for this host.
-            let slow_ms = h.latency.percentile(1.0).map_or(0.0, |us| 2.0 * us as f64 / 1000.0);
+            // Silence up to twice this host's p99.9 latency is normal for it
+            // (a heavy tail stretches it; a lone slow call is excused by
+            // `suspect` needing two outstanding calls).
+            let slow_ms = h.latency.percentile(0.999).map_or(0.0, |us| 2.0 * us as f64 / 1000.0);
             let phi = h.phi.phi_adaptive(elapsed, &cfg.phi, slow_ms);
             let max_call_ms = cfg.latency.max_ms as f64;
             if suspect(phi, cfg.breaker.phi_threshold, h.inflight, elapsed, max_call_ms) {
                 log::info!(
-                    "{host}: phi {phi:.1} after {elapsed:.0} ms without a response, {} outstanding, {} samples, slowest recent call {:.0} ms",
+                    "{host}: phi {phi:.1} after {elapsed:.0} ms without a response, {} outstanding, {} samples, p99.9 latency {:.0} ms",
                     h.inflight,
                     h.phi.samples(),
                     slow_ms / 2.0

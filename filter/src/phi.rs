@@ -93,11 +93,9 @@ impl PhiDetector {
     }
 
     /// Like `phi`, with the acceptable pause raised to at least
-    /// `slow_call_ms` (the glue passes twice the slowest call of the last
-    /// minute or so): a host whose slowest calls take two seconds is not
-    /// suspect after one second of silence, however regular its fast calls
-    /// are. (A p99 is not enough: with a heavy tail, calls far beyond it
-    /// are normal, and the fleet must not eject a noisy but healthy host.)
+    /// `slow_call_ms` (the glue passes twice the host's recent p99.9
+    /// latency): a host whose slow calls take a second is not suspect after
+    /// half a second of silence, however regular its fast calls are.
     pub fn phi_adaptive(&self, elapsed_ms: f64, s: &PhiSettings, slow_call_ms: f64) -> f64 {
         if self.len < s.min_samples.max(1) {
             return 0.0;

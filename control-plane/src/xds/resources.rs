@@ -334,10 +334,16 @@ fn outlier_detection(filter: Option<&FilterSettings>) -> OutlierDetection {
         .unwrap_or_default();
     let b = policy.breaker;
     let u32v = |v: u32| Some(UInt32Value { value: v });
+    // Twice the breaker's count: with the filter on, its breaker trips
+    // first (so its verdict, report and JSON-RPC fast-fail come first, and
+    // the failures it counts are not hidden behind Envoy's plain "no
+    // healthy upstream"); Envoy's ejection follows only if the filter or
+    // its reports are not working.
+    let n = b.consecutive_failures.saturating_mul(if filter.is_some() { 2 } else { 1 });
     OutlierDetection {
-        consecutive_5xx: u32v(b.consecutive_failures),
-        consecutive_gateway_failure: u32v(b.consecutive_failures),
-        consecutive_local_origin_failure: u32v(b.consecutive_failures),
+        consecutive_5xx: u32v(n),
+        consecutive_gateway_failure: u32v(n),
+        consecutive_local_origin_failure: u32v(n),
         split_external_local_origin_errors: true,
         interval: Some(duration(Duration::from_secs(1))),
         base_ejection_time: Some(duration(Duration::from_millis(b.open_base_ms))),
@@ -504,7 +510,7 @@ mod tests {
         assert!(conf.value.contains("\"consecutive_failures\":3"), "{}", conf.value);
         let c = Cluster::decode(s.get(TypeUrl::Cluster, "mcp_weather").unwrap().body.value.as_slice()).unwrap();
         let od = c.outlier_detection.unwrap();
-        assert_eq!(od.consecutive_5xx, Some(UInt32Value { value: 3 }), "outlier detection follows the breaker");
+        assert_eq!(od.consecutive_5xx, Some(UInt32Value { value: 6 }), "outlier detection trips behind the breaker");
         assert_eq!(od.base_ejection_time, Some(pbuf::Duration { seconds: 1, nanos: 500_000_000 }));
     }
 

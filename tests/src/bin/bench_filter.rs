@@ -169,21 +169,28 @@ fn detect(url: &str, backend: &TestBackend, fault: &str, is_local: fn(u16, bool,
     let stop = Arc::new(AtomicBool::new(false));
     let first_local_ns = Arc::new(AtomicU64::new(u64::MAX));
     let t0 = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
+    // Four clients keep the backend busy; a fifth asks every 10 ms with a
+    // short timeout, so a hung request does not hide the first fast-fail.
+    let workers: Vec<_> = (0..5)
+        .map(|i| {
             let (url, stop, first, t0) = (url.to_string(), stop.clone(), first_local_ns.clone(), t0.clone());
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().expect("client");
+                let prober = i == 4;
+                let timeout = if prober { Duration::from_millis(100) } else { Duration::from_secs(2) };
+                let client = reqwest::blocking::Client::builder().timeout(timeout).build().expect("client");
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(r) = client.post(&url).header("content-type", "application/json").header("mcp-protocol-version", "2026-07-28").body(BODY).send() {
                         let status = r.status().as_u16();
                         let retry_after = r.headers().contains_key("retry-after");
                         let body = r.text().unwrap_or_default();
-                        if is_local(status, retry_after, &body) {
+                        if prober && is_local(status, retry_after, &body) {
                             if let Some(start) = *t0.lock().unwrap_or_else(|e| e.into_inner()) {
                                 first.fetch_min(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
                             }
                         }
+                    }
+                    if prober {
+                        std::thread::sleep(Duration::from_millis(10));
                     }
                 }
             })
@@ -221,7 +228,7 @@ fn ms(d: Option<Duration>, limit: Duration) -> String {
 
 fn detection(wd: &Workdir) {
     let limit = Duration::from_secs(20);
-    println!("\n### Detection: backend starts failing under load (4 connections), single backend\n");
+    println!("\n### Detection: backend starts failing under load (4 connections, plus a prober every 10 ms), single backend\n");
     println!("| failure | filter: first fast-fail | filter: last request to backend | Envoy outlier detection (defaults): first local 503 | last request to backend |");
     println!("|---|---|---|---|---|");
     let modes = [("HTTP 503", r#"{"mode":"http_status","status":503}"#), ("connection refused", r#"{"mode":"refuse"}"#), ("hung", r#"{"mode":"hang"}"#)];
