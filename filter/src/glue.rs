@@ -8,7 +8,7 @@
 //! breaker, under `only1mcp:breaker:<host>`, updated with CAS.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::latency::LatencyTracker;
 use crate::phi::{elapsed_since, suspect, PhiDetector};
 use crate::report::Reporter;
+use crate::window::OutcomeWindow;
 use crate::{encoding, jsonrpc};
 
 proxy_wasm::main! {{
@@ -125,7 +126,7 @@ struct HostLocal {
     phi: PhiDetector,
     latency: LatencyTracker,
     /// Recent outcomes: (failure, slow).
-    window: VecDeque<(bool, bool)>,
+    window: OutcomeWindow,
     inflight: u32,
     busy_since_ms: Option<u64>,
     last_seen_ms: u64,
@@ -178,6 +179,7 @@ struct Worker {
     metrics: Option<Metrics>,
     reporter: Reporter,
     node_id: String,
+    unflushed_requests: i64,
 }
 
 impl Worker {
@@ -345,6 +347,12 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = now_ms();
         let mut w = self.worker.borrow_mut();
+        if w.unflushed_requests > 0 {
+            if let Some(id) = w.metric(|m| m.requests) {
+                let _ = hostcalls::increment_metric(id, w.unflushed_requests);
+            }
+            w.unflushed_requests = 0;
+        }
         let config = w.config.clone();
         let mut trips = Vec::new();
         for (host, h) in w.hosts.iter() {
@@ -506,7 +514,9 @@ impl Context for Request {}
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         self.start_ms = now_ms();
-        inc(self.worker.borrow().metric(|m| m.requests));
+        // Counted here, added to the metric on the next tick (one host call
+        // per tick instead of one per request).
+        self.worker.borrow_mut().unflushed_requests += 1;
         self.cluster = prop_string(&["xds", "cluster_name"]);
         // A legacy session pinned to a host whose breaker is open: 404 makes
         // the client re-initialize, and Envoy picks a healthy host for it.
@@ -612,18 +622,12 @@ impl HttpContext for Request {
                 h.phi.heartbeat(now, h.busy_since_ms);
                 h.latency.record(now, elapsed_us, &cfg.latency);
             }
-            h.window.push_back((failure, slow));
-            while h.window.len() > window_len {
-                h.window.pop_front();
-            }
+            h.window.push(failure, slow, window_len);
         }
         if h.inflight == 0 {
             h.busy_since_ms = None;
         }
-        let calls = h.window.len() as u32;
-        let fails = h.window.iter().filter(|(f, _)| *f).count() as f64;
-        let slows = h.window.iter().filter(|(_, s)| *s).count() as f64;
-        let sig = Signals { calls, failure_rate: fails / calls.max(1) as f64, slow_rate: slows / calls.max(1) as f64, phi: 0.0 };
+        let sig = Signals { calls: h.window.calls(), failure_rate: h.window.failure_rate(), slow_rate: h.window.slow_rate(), phi: 0.0 };
         if failure {
             inc(w.metric(|m| m.failures));
         }

@@ -10,6 +10,7 @@ pub mod jsonrpc;
 pub mod latency;
 pub mod phi;
 pub mod report;
+pub mod window;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
