@@ -88,6 +88,8 @@ async fn ingest_reports(State(st): State<AdminState>, body: axum::body::Bytes) -
 #[derive(Serialize)]
 struct StatusView {
     config: ConfigStatus,
+    /// The policy in force: its file, generation and any refused edit.
+    policy: ConfigStatus,
     services: Vec<ServiceView>,
     /// Hosts some Envoy's filter holds open, per Envoy.
     passive: PassiveView,
@@ -128,7 +130,7 @@ async fn status(State(st): State<AdminState>) -> Json<StatusView> {
         .collect();
     let snapshot = st.cache.current().counts().into_iter().map(|(t, n)| (t.short(), n)).collect();
     let passive = (**st.passive.borrow()).clone();
-    Json(StatusView { config: st.status.config(), services, passive, snapshot, streams: st.status.streams() })
+    Json(StatusView { config: st.status.config(), policy: st.status.policy(), services, passive, snapshot, streams: st.status.streams() })
 }
 
 async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
@@ -144,7 +146,14 @@ async fn metrics(State(st): State<AdminState>) -> impl IntoResponse {
     counter("only1mcp_xds_nacks_total", "xDS responses Envoy rejected.", c.xds_nacks.load(Ordering::Relaxed));
     counter("only1mcp_xds_streams_total", "xDS streams opened.", c.xds_streams_total.load(Ordering::Relaxed));
     counter("only1mcp_snapshots_total", "Snapshots published.", c.snapshots.load(Ordering::Relaxed));
+    counter("only1mcp_policy_reloads_total", "Policy loads accepted.", c.policy_reloads.load(Ordering::Relaxed));
+    counter("only1mcp_policy_rejections_total", "Policy edits refused as invalid.", c.policy_rejections.load(Ordering::Relaxed));
     counter("only1mcp_filter_reports_total", "Report batches received from filters.", c.reports.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP only1mcp_policy_valid 1 if the policy file on disk is in force, 0 if it was refused.\n# TYPE only1mcp_policy_valid gauge\nonly1mcp_policy_valid {}",
+        u8::from(st.status.policy().rejected.is_none())
+    );
     let ejected = st.passive.borrow().ejected(crate::status::unix_ms() as u64).len();
     let _ = writeln!(out, "# HELP only1mcp_hosts_ejected Hosts a filter holds open, ejected fleet-wide.\n# TYPE only1mcp_hosts_ejected gauge\nonly1mcp_hosts_ejected {ejected}");
     let _ = writeln!(

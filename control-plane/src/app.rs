@@ -16,7 +16,9 @@ use std::collections::BTreeSet;
 
 use crate::admin::{self, AdminState};
 use crate::config::filter::FilterSettings;
-use crate::config::{Config, EnvoySettings, HealthSettings};
+use crate::config::policy::Policy;
+use crate::config::{Config, EnvoySettings, HealthSettings, PolicySource};
+use crate::xds::resources::cluster_name;
 use crate::health::probe::Prober;
 use crate::health::{Board, Checker, HealthMap};
 use crate::discovery::static_file::{self, FileEvent};
@@ -57,6 +59,12 @@ struct Pipeline {
     health_settings_tx: watch::Sender<Arc<HealthSettings>>,
     /// Hosts with recent filter reports: probed at the normal interval.
     busy_tx: watch::Sender<Arc<BTreeSet<SocketAddr>>>,
+    /// The last good policy; an invalid edit leaves it in force.
+    policy: Policy,
+    /// The policy file, when the config names one.
+    policy_path: Option<PathBuf>,
+    /// The config file's own `health:` section (a policy file may replace it).
+    config_health: HealthSettings,
 }
 
 /// A host some filter reported on within this long counts as having traffic.
@@ -77,13 +85,26 @@ impl Pipeline {
             .map(|(h, _)| *h)
             .collect();
         self.busy_tx.send_if_modified(|b| replace_if_changed(b, busy));
+        // The filter's settings come from the policy, checked by the
+        // filter's own parser so Envoy is never sent what it would refuse.
+        let filter = self.filter.clone().and_then(|mut f| {
+            f.policy_json = self.policy.filter_json(cluster_name);
+            match only1mcp_filter::config::Config::from_json(f.policy_json.as_bytes()) {
+                Ok(_) => Some(f),
+                Err(e) => {
+                    error!(error = %e, "the policy does not translate into a filter config; filter left out");
+                    None
+                }
+            }
+        });
         let inputs = Inputs {
             envoy: &self.settings,
             fleet: &fleet,
-            filter: self.filter.as_ref(),
+            filter: filter.as_ref(),
             reports_to: Some(self.reports_to),
             ejected: &ejected,
             health: &self.health,
+            policy: &self.policy,
         };
         self.passive_tx.send_replace(Arc::new(self.passive.clone()));
         match build_snapshot(&inputs) {
@@ -111,7 +132,42 @@ impl Pipeline {
             f
         });
         self.registry.set(STATIC_SOURCE, cfg.backends.clone());
-        self.health_settings_tx.send_if_modified(|h| replace_if_changed(h, cfg.health.clone()));
+        self.config_health = cfg.health.clone();
+        match &cfg.policy {
+            PolicySource::Default => self.set_policy(Policy::default(), None),
+            PolicySource::Inline(p) => self.set_policy((**p).clone(), None),
+            PolicySource::File(path) => {
+                let path = if path.is_relative() { self.config_dir.join(path) } else { path.clone() };
+                self.policy_path = Some(path.clone());
+                self.reload_policy_file();
+                return;
+            }
+        }
+        self.publish();
+    }
+
+    /// Puts a validated policy in force (and its `health:`, if it has one).
+    fn set_policy(&mut self, policy: Policy, path: Option<&std::path::Path>) {
+        let health = policy.health.clone().unwrap_or_else(|| self.config_health.clone());
+        self.health_settings_tx.send_if_modified(|h| replace_if_changed(h, health));
+        self.policy = policy;
+        self.status.policy_loaded(path.map(|p| p.display().to_string()));
+    }
+
+    /// Re-reads the policy file; an invalid one is refused and the last
+    /// good policy stays in force, in the control plane and in Envoy.
+    fn reload_policy_file(&mut self) {
+        let Some(path) = self.policy_path.clone() else { return };
+        match Policy::load(&path) {
+            Ok(p) => {
+                info!(path = %path.display(), "policy loaded");
+                self.set_policy(p, Some(&path));
+            }
+            Err(e) => {
+                error!(error = %e, "policy edit refused; the last good policy stays in force");
+                self.status.policy_rejected(&e.problems());
+            }
+        }
         self.publish();
     }
 
@@ -188,7 +244,16 @@ pub async fn serve(
         health: Arc::new(HealthMap::new()),
         health_settings_tx,
         busy_tx,
+        policy: Policy::default(),
+        policy_path: None,
+        config_health: config.health.clone(),
     };
+    // At start there is no last good policy to fall back on: a bad policy
+    // file stops the control plane with every problem listed.
+    if let PolicySource::File(p) = &config.policy {
+        let path = if p.is_relative() { pipeline.config_dir.join(p) } else { p.clone() };
+        Policy::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     pipeline.apply(&config);
     info!(xds = %bound.xds, admin = %bound.admin, listener = %config.envoy.listener, "control plane serving");
     if let Some(path) = &ready_file {
@@ -237,11 +302,26 @@ pub async fn serve(
         drop(events_tx);
     }
 
+    // The policy file named at start is watched; its edits are validated
+    // and pushed like config edits (a different path needs a restart).
+    let (policy_tx, mut policy_rx) = mpsc::channel::<std::io::Result<String>>(4);
+    if let Some(path) = pipeline.policy_path.clone() {
+        let initial = std::fs::read_to_string(&path).ok();
+        tokio::spawn(async move {
+            if let Err(e) = static_file::watch_raw(path, initial, policy_tx).await {
+                error!(error = %e, "policy watcher stopped; edits will not be picked up");
+            }
+        });
+    } else {
+        drop(policy_tx);
+    }
+
     let mut stop = stop_rx.clone();
     loop {
         let expiry = pipeline.next_expiry();
         tokio::select! {
             Some(batch) = reports_rx.recv() => pipeline.report(&batch),
+            Some(_) = policy_rx.recv() => pipeline.reload_policy_file(),
             Ok(()) = health_rx.changed() => {
                 pipeline.health = health_rx.borrow_and_update().clone();
                 pipeline.publish();

@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod filter;
+pub mod policy;
 pub mod health;
 mod model;
 pub mod yaml;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use decode::{DecodeError, Problem};
 pub use health::{HealthSettings, HealthTiming};
-pub use model::{Backend, Config, EnvoySettings, Protocol, ServiceName};
+pub use model::{Backend, Config, EnvoySettings, PolicySource, Protocol, ServiceName};
 
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]

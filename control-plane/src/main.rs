@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use only1mcp_control_plane::{app, config::Config};
+use only1mcp_control_plane::app;
+use only1mcp_control_plane::config::policy::Policy;
+use only1mcp_control_plane::config::{Config, PolicySource};
 
 #[derive(Parser)]
 #[command(name = "only1mcp", about = "xDS control plane for MCP backends behind Envoy", version)]
@@ -27,14 +29,21 @@ enum Command {
         #[arg(long)]
         filter_wasm: Option<PathBuf>,
     },
-    /// Check a config file and print every problem with its path, line and column.
-    Validate { file: PathBuf },
+    /// Check a config file (and the policy file it names), or with
+    /// --policy a policy file, and print every problem with its path, line
+    /// and column.
+    Validate {
+        file: PathBuf,
+        /// FILE is a policy file.
+        #[arg(long)]
+        policy: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { file } => validate(&file),
+        Command::Validate { file, policy } => validate(&file, policy),
         Command::Serve { config, ready_file, filter_wasm } => {
             init_tracing();
             let rt = match tokio::runtime::Runtime::new() {
@@ -56,10 +65,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn validate(file: &std::path::Path) -> ExitCode {
+fn validate(file: &std::path::Path, is_policy: bool) -> ExitCode {
+    if is_policy {
+        return match Policy::load(file) {
+            Ok(p) => {
+                println!("{}: OK (defaults and {} service override(s))", file.display(), p.services.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match Config::load(file) {
         Ok(cfg) => {
             println!("{}: OK ({} services, {} backends)", file.display(), cfg.services().len(), cfg.backends.len());
+            if let PolicySource::File(p) = &cfg.policy {
+                let dir = file.parent().unwrap_or(std::path::Path::new("."));
+                let path = if p.is_relative() { dir.join(p) } else { p.clone() };
+                return validate(&path, true);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -62,6 +62,8 @@ pub struct Counters {
     pub xds_streams_total: AtomicU64,
     pub snapshots: AtomicU64,
     pub reports: AtomicU64,
+    pub policy_reloads: AtomicU64,
+    pub policy_rejections: AtomicU64,
 }
 
 impl Counters {
@@ -73,6 +75,7 @@ impl Counters {
 #[derive(Debug, Default)]
 struct Inner {
     config: ConfigStatus,
+    policy: ConfigStatus,
     streams: BTreeMap<u64, StreamStatus>,
     next_stream: u64,
 }
@@ -111,6 +114,24 @@ impl Status {
 
     pub fn config(&self) -> ConfigStatus {
         self.lock().config.clone()
+    }
+
+    pub fn policy_loaded(&self, path: Option<String>) {
+        let mut g = self.lock();
+        g.policy.path = path;
+        g.policy.generation += 1;
+        g.policy.loaded_unix_ms = unix_ms();
+        g.policy.rejected = None;
+        Counters::inc(&self.counters.policy_reloads);
+    }
+
+    pub fn policy_rejected(&self, problems: &[Problem]) {
+        self.lock().policy.rejected = Some(problems.iter().map(ProblemView::from).collect());
+        Counters::inc(&self.counters.policy_rejections);
+    }
+
+    pub fn policy(&self) -> ConfigStatus {
+        self.lock().policy.clone()
     }
 
     pub fn stream_opened(&self, protocol: &'static str) -> u64 {

@@ -8,7 +8,10 @@ use std::time::Duration;
 use only1mcp_tests::harness::python::whoami_answers;
 use only1mcp_tests::harness::{filter_wasm, run_client, wait_until, ClientKind, ControlPlane, Envoy, TestBackend, Workdir, XdsMode};
 
+/// A config with the filter on; `policy` is the policy's `defaults:` body
+/// (indented four spaces), or empty.
 fn config(backends: &[(&TestBackend, &str)], policy: &str) -> String {
+    let policy = if policy.is_empty() { String::new() } else { format!("policy:\n  defaults:\n{policy}") };
     let mut s = format!(
         "xds: {{port: 0}}\nadmin: {{port: 0}}\nenvoy:\n  listener: {{port: 0}}\nfilter:\n  wasm: {}\n{policy}backends:\n",
         filter_wasm().display()
@@ -19,7 +22,7 @@ fn config(backends: &[(&TestBackend, &str)], policy: &str) -> String {
     s
 }
 
-const POLICY: &str = "  breaker: {consecutive_failures: 3, open_base_ms: 1500, open_max_ms: 3000, half_open_probes: 2, successes_to_close: 2}\n";
+const POLICY: &str = "    breaker: {consecutive_failures: 3, open_base: 1500ms, open_max: 3s, half_open_probes: 2, successes_to_close: 2}\n";
 
 struct Reply {
     status: u16,
@@ -110,7 +113,7 @@ fn a_host_ejected_by_one_envoy_gets_no_traffic_from_another() {
     let bad = TestBackend::start(wd.path(), "alpha-bad", &[]);
     let good = TestBackend::start(wd.path(), "alpha-good", &[]);
     // A long open period: the ejection must outlast Envoy two's client run.
-    let long = "  breaker: {consecutive_failures: 3, open_base_ms: 30000, open_max_ms: 60000}\n";
+    let long = "    breaker: {consecutive_failures: 3, open_base: 30s, open_max: 60s}\n";
     let cp = ControlPlane::start(wd.path(), &config(&[(&bad, "alpha"), (&good, "alpha")], long));
     let e1 = Envoy::start(wd.path(), "envoy-one", cp.xds.port(), XdsMode::Sotw);
     let e2 = Envoy::start(wd.path(), "envoy-two", cp.xds.port(), XdsMode::Sotw);

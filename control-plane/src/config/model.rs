@@ -89,7 +89,17 @@ pub struct EnvoySettings {
     pub stream_idle_timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The policy: built-in defaults, inline in the config, or a file of its
+/// own (watched; relative paths are from the config file's directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub enum PolicySource {
+    #[default]
+    Default,
+    Inline(Box<super::policy::Policy>),
+    File(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     /// The ADS gRPC server Envoy connects to.
     pub xds: SocketAddr,
@@ -97,8 +107,10 @@ pub struct Config {
     pub admin: SocketAddr,
     pub envoy: EnvoySettings,
     pub backends: Vec<Backend>,
-    /// The Wasm filter and its policy; `None` runs Envoy without it.
+    /// The Wasm filter; `None` runs Envoy without it.
     pub filter: Option<super::filter::FilterSettings>,
+    /// Where the policy comes from.
+    pub policy: PolicySource,
     /// Active health checks.
     pub health: super::health::HealthSettings,
 }
@@ -117,6 +129,7 @@ impl Default for Config {
             },
             backends: Vec::new(),
             filter: None,
+            policy: PolicySource::Default,
             health: Default::default(),
         }
     }
@@ -133,7 +146,7 @@ impl Config {
     }
 }
 
-const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends", "filter", "health"];
+const TOP_KEYS: &[&str] = &["xds", "admin", "envoy", "backends", "filter", "health", "policy"];
 const ADDR_KEYS: &[&str] = &["address", "port"];
 const ENVOY_KEYS: &[&str] = &["listener", "connect_timeout", "stream_idle_timeout"];
 const BACKEND_KEYS: &[&str] =
@@ -154,6 +167,12 @@ pub(super) fn decode_config(root: &Node) -> Result<Config, DecodeError> {
         }
         if let Some(n) = top.get("backends") {
             cfg.backends = decode_backends(&mut dec, n);
+        }
+        if let Some(n) = top.get("policy") {
+            cfg.policy = match &n.value {
+                super::yaml::Value::Scalar { text, .. } => PolicySource::File(std::path::PathBuf::from(text)),
+                _ => super::policy::decode(&mut dec, n, "policy").map(|p| PolicySource::Inline(Box::new(p))).unwrap_or_default(),
+            };
         }
         if let Some(n) = top.get("filter") {
             cfg.filter = super::filter::decode(&mut dec, n);

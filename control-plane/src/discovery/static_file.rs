@@ -31,6 +31,28 @@ pub enum FileEvent {
 /// Watches `path` and sends an event each time its content changes. The
 /// first event is the current content. Runs until the receiver is dropped.
 pub async fn watch(path: PathBuf, initial_content: Option<String>, tx: mpsc::Sender<FileEvent>) -> anyhow::Result<()> {
+    let (raw_tx, mut raw_rx) = mpsc::channel::<std::io::Result<String>>(4);
+    let p = path.clone();
+    tokio::spawn(async move {
+        while let Some(change) = raw_rx.recv().await {
+            let event = match change {
+                Ok(content) => match Config::from_yaml(&content) {
+                    Ok(cfg) => FileEvent::Loaded(Box::new(cfg)),
+                    Err(source) => FileEvent::Rejected(ConfigError::Decode { path: p.clone(), source }),
+                },
+                Err(source) => FileEvent::Rejected(ConfigError::Read { path: p.clone(), source }),
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    watch_raw(path, initial_content, raw_tx).await
+}
+
+/// Watches `path` and sends its new content (or the read error) whenever
+/// it changes; the policy file uses this directly.
+pub async fn watch_raw(path: PathBuf, initial_content: Option<String>, tx: mpsc::Sender<std::io::Result<String>>) -> anyhow::Result<()> {
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<()>();
     let file_name = path.file_name().map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
@@ -39,11 +61,11 @@ pub async fn watch(path: PathBuf, initial_content: Option<String>, tx: mpsc::Sen
                 let _ = wake_tx.send(());
             }
         }
-        Err(e) => warn!(error = %e, "config file watcher error"),
+        Err(e) => warn!(error = %e, "file watcher error"),
     })?;
     let dir = parent_dir(&path);
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    debug!(dir = %dir.display(), "watching config directory");
+    debug!(dir = %dir.display(), "watching directory");
 
     let mut last = initial_content;
     let mut poll = tokio::time::interval(POLL);
@@ -58,26 +80,21 @@ pub async fn watch(path: PathBuf, initial_content: Option<String>, tx: mpsc::Sen
             _ = poll.tick() => {}
             _ = tx.closed() => return Ok(()),
         }
-        let content = match read_settled(&path).await {
-            Ok(c) => c,
-            Err(source) => {
-                let err = ConfigError::Read { path: path.clone(), source };
-                if last.take().is_some() && tx.send(FileEvent::Rejected(err)).await.is_err() {
+        match read_settled(&path).await {
+            Ok(content) => {
+                if last.as_deref() == Some(content.as_str()) {
+                    continue;
+                }
+                last = Some(content.clone());
+                if tx.send(Ok(content)).await.is_err() {
                     return Ok(());
                 }
-                continue;
             }
-        };
-        if last.as_deref() == Some(content.as_str()) {
-            continue;
-        }
-        let event = match Config::from_yaml(&content) {
-            Ok(cfg) => FileEvent::Loaded(Box::new(cfg)),
-            Err(source) => FileEvent::Rejected(ConfigError::Decode { path: path.clone(), source }),
-        };
-        last = Some(content);
-        if tx.send(event).await.is_err() {
-            return Ok(());
+            Err(e) => {
+                if last.take().is_some() && tx.send(Err(e)).await.is_err() {
+                    return Ok(());
+                }
+            }
         }
     }
 }

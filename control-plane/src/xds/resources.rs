@@ -22,8 +22,12 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    retry_policy::{self as retry_host_predicate_mod, RetryHostPredicate},
+    route, route_action, route_match, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
 };
+use envoy_types::pb::envoy::extensions::filters::http::stateful_session::v3::{stateful_session_per_route, StatefulSessionPerRoute};
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
+use retry_host_predicate_mod::retry_host_predicate;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::http::stateful_session::v3::StatefulSession;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -41,6 +45,7 @@ use serde::Serialize;
 use super::snapshot::{InconsistentSnapshot, References};
 use super::{Resource, Snapshot, TypeUrl};
 use crate::config::filter::FilterSettings;
+use crate::config::policy::{LbPolicy as PolicyLb, Policy, PolicySet, RetryOn};
 use crate::config::{Backend, EnvoySettings, ServiceName};
 use crate::health::score as health_score;
 use crate::health::{EdsVerdict, EndpointKey, HealthMap};
@@ -79,6 +84,8 @@ pub struct Inputs<'a> {
     pub ejected: &'a BTreeSet<SocketAddr>,
     /// The active health checks' verdicts; missing endpoints are unknown.
     pub health: &'a HealthMap,
+    /// The policy in force (load balancing, retries, affinity, breaker).
+    pub policy: &'a Policy,
 }
 
 /// Builds the complete, checked snapshot.
@@ -98,7 +105,7 @@ pub fn build_snapshot(inputs: &Inputs<'_>) -> Result<Snapshot, InconsistentSnaps
         resources.push((TypeUrl::ExtensionConfig, wasm_filter(f)));
         refs.listener_extensions.insert(FILTER_NAME.to_string());
     }
-    resources.push((TypeUrl::RouteConfiguration, route_configuration(inputs.fleet)));
+    resources.push((TypeUrl::RouteConfiguration, route_configuration(inputs.fleet, inputs.policy)));
     resources.push((TypeUrl::Listener, listener(inputs.envoy, inputs.filter.is_some())));
     refs.listener_routes = BTreeSet::from([ROUTE_CONFIG_NAME.to_string()]);
     Snapshot::new(resources, refs)
@@ -263,11 +270,13 @@ fn router_filter() -> HttpFilter {
     }
 }
 
-fn route_configuration(fleet: &Fleet) -> Resource {
+fn route_configuration(fleet: &Fleet, policy: &Policy) -> Resource {
     let routes = fleet
         .services
         .values()
-        .map(|svc| Route {
+        .map(|svc| {
+            let p = policy.for_service(&svc.name);
+            Route {
             name: svc.name.to_string(),
             r#match: Some(RouteMatch {
                 path_specifier: Some(route_match::PathSpecifier::PathSeparatedPrefix(route_prefix(&svc.name))),
@@ -280,18 +289,52 @@ fn route_configuration(fleet: &Fleet) -> Resource {
                 // 15 s default breaks them); idle streams are bounded by the
                 // connection manager's stream_idle_timeout instead.
                 timeout: Some(duration(Duration::ZERO)),
+                retry_policy: retry_policy(p),
                 ..Default::default()
             })),
+            typed_per_filter_config: if p.session_affinity {
+                Default::default()
+            } else {
+                let off = StatefulSessionPerRoute { r#override: Some(stateful_session_per_route::Override::Disabled(true)) };
+                [("envoy.filters.http.stateful_session".to_string(), pack_any(off))].into_iter().collect()
+            },
             ..Default::default()
-        })
+        }})
         .collect();
     let rc = RouteConfiguration {
         name: ROUTE_CONFIG_NAME.into(),
         virtual_hosts: vec![VirtualHost { name: "mcp".into(), domains: vec!["*".into()], routes, ..Default::default() }],
         ..Default::default()
     };
-    let fp: Vec<(&ServiceName, &str)> = fleet.services.values().map(|s| (&s.name, s.path.as_str())).collect();
+    let fp: Vec<(&ServiceName, &str, u32, &Vec<RetryOn>, Option<Duration>, bool)> = fleet
+        .services
+        .values()
+        .map(|s| {
+            let p = policy.for_service(&s.name);
+            (&s.name, s.path.as_str(), p.retry_attempts, &p.retry_on, p.per_try_timeout, p.session_affinity)
+        })
+        .collect();
     Resource::new(ROUTE_CONFIG_NAME, pack_any(rc), &fingerprint(&fp))
+}
+
+/// Retries from the policy; none by default (MCP calls are not always
+/// idempotent, so retrying is the operator's choice).
+fn retry_policy(p: &PolicySet) -> Option<RetryPolicy> {
+    if p.retry_attempts == 0 {
+        return None;
+    }
+    Some(RetryPolicy {
+        retry_on: p.retry_on.iter().map(|r| r.envoy_name()).collect::<Vec<_>>().join(","),
+        num_retries: Some(UInt32Value { value: p.retry_attempts }),
+        per_try_timeout: p.per_try_timeout.map(duration),
+        // Never retry on the host that just failed.
+        retry_host_predicate: vec![RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: Some(retry_host_predicate::ConfigType::TypedConfig(pack_any(PreviousHostsPredicate::default()))),
+        }],
+        host_selection_retry_max_attempts: 3,
+        ..Default::default()
+    })
 }
 
 fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
@@ -302,9 +345,14 @@ fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
         eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() }),
         connect_timeout: Some(duration(settings.connect_timeout)),
-        // Power of two choices on outstanding requests: MCP calls vary
-        // wildly in length, so request counts say more than round robin.
-        lb_policy: LbPolicy::LeastRequest as i32,
+        // Least request (power of two choices on outstanding requests) by
+        // default: MCP calls vary wildly in length, so request counts say
+        // more than round robin. The policy may choose otherwise.
+        lb_policy: match inputs.policy.for_service(&svc.name).lb_policy {
+            PolicyLb::LeastRequest => LbPolicy::LeastRequest,
+            PolicyLb::RoundRobin => LbPolicy::RoundRobin,
+            PolicyLb::Random => LbPolicy::Random,
+        } as i32,
         common_lb_config: Some(CommonLbConfig {
             // Envoy delays health and weight changes by 1 s by default to
             // batch them; our control plane already batches, and health
@@ -316,38 +364,35 @@ fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
             healthy_panic_threshold: Some(Percent { value: 0.0 }),
             ..Default::default()
         }),
-        outlier_detection: Some(outlier_detection(inputs.filter)),
+        outlier_detection: Some(outlier_detection(inputs.policy.for_service(&svc.name), inputs.filter.is_some())),
         ..Default::default()
     };
     let _ = cluster::LbPolicy::LeastRequest;
-    let policy = inputs.filter.map(|f| f.policy_json.as_str());
-    Resource::new(name, pack_any(c), &fingerprint(&(settings.connect_timeout, &svc.name, policy)))
+    let p = inputs.policy.for_service(&svc.name);
+    let fp = (settings.connect_timeout, &svc.name, p.lb_policy, p.consecutive_failures, p.open_base, p.open_max, inputs.filter.is_some());
+    Resource::new(name, pack_any(c), &fingerprint(&fp))
 }
 
 /// Envoy's own outlier detection, set from the filter's breaker thresholds:
 /// the local safety net while the control plane is unreachable, and the
 /// only passive check when the filter is off. It sees HTTP 5xx and
 /// connection failures, not hung hosts or JSON-RPC errors.
-fn outlier_detection(filter: Option<&FilterSettings>) -> OutlierDetection {
-    let policy = filter
-        .and_then(|f| only1mcp_filter::config::Config::from_json(f.policy_json.as_bytes()).ok())
-        .unwrap_or_default();
-    let b = policy.breaker;
+fn outlier_detection(p: &PolicySet, with_filter: bool) -> OutlierDetection {
     let u32v = |v: u32| Some(UInt32Value { value: v });
     // Twice the breaker's count: with the filter on, its breaker trips
     // first (so its verdict, report and JSON-RPC fast-fail come first, and
     // the failures it counts are not hidden behind Envoy's plain "no
     // healthy upstream"); Envoy's ejection follows only if the filter or
     // its reports are not working.
-    let n = b.consecutive_failures.saturating_mul(if filter.is_some() { 2 } else { 1 });
+    let n = p.consecutive_failures.saturating_mul(if with_filter { 2 } else { 1 });
     OutlierDetection {
         consecutive_5xx: u32v(n),
         consecutive_gateway_failure: u32v(n),
         consecutive_local_origin_failure: u32v(n),
         split_external_local_origin_errors: true,
         interval: Some(duration(Duration::from_secs(1))),
-        base_ejection_time: Some(duration(Duration::from_millis(b.open_base_ms))),
-        max_ejection_time: Some(duration(Duration::from_millis(b.open_max_ms))),
+        base_ejection_time: Some(duration(p.open_base)),
+        max_ejection_time: Some(duration(p.open_max)),
         // Every host may be ejected: the panic threshold is 0 as well.
         max_ejection_percent: u32v(100),
         // Rate-based ejection needs more hosts than MCP services usually have.
@@ -438,8 +483,14 @@ mod tests {
     static NO_HEALTH: HealthMap = HealthMap::new();
     use envoy_types::pb::envoy::config::core::v3::HealthStatus;
 
+    static DEFAULT_POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(Policy::default);
+
     fn inputs<'a>(cfg: &'a Config, fleet: &'a Fleet) -> Inputs<'a> {
-        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE, health: &NO_HEALTH }
+        let policy = match &cfg.policy {
+            crate::config::PolicySource::Inline(p) => p,
+            _ => &*DEFAULT_POLICY,
+        };
+        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE, health: &NO_HEALTH, policy }
     }
 
     const TWO: &str = "backends:\n  - {service: weather, address: 127.0.0.1, port: 9001, weight: 2, metadata: {zone: a, rack: b}}\n  - {service: files, address: 127.0.0.2, port: 9002, path: /rpc}\n";
@@ -497,8 +548,13 @@ mod tests {
 
     #[test]
     fn filter_comes_over_ecds_with_a_reports_cluster() {
-        let (cfg, f) = fleet(&format!("{TWO}filter:\n  wasm: /opt/f.wasm\n  breaker: {{consecutive_failures: 3, open_base_ms: 1500}}\n"));
+        let (cfg, f) = fleet(&format!(
+            "{TWO}filter:\n  wasm: /opt/f.wasm\npolicy:\n  defaults:\n    breaker: {{consecutive_failures: 3, open_base: 1500ms}}\n  services:\n    files:\n      load_balancing: {{policy: round_robin}}\n      retries: {{attempts: 2, on: [5xx]}}\n      session_affinity: {{enabled: false}}\n"
+        ));
         let mut inp = inputs(&cfg, &f);
+        let mut fs = cfg.filter.clone().unwrap();
+        fs.policy_json = inp.policy.filter_json(cluster_name);
+        inp.filter = Some(&fs);
         inp.reports_to = Some("127.0.0.1:18001".parse().unwrap());
         let s = build_snapshot(&inp).unwrap();
         assert_eq!(s.counts()[&TypeUrl::ExtensionConfig], 1);
@@ -512,6 +568,19 @@ mod tests {
         let od = c.outlier_detection.unwrap();
         assert_eq!(od.consecutive_5xx, Some(UInt32Value { value: 6 }), "outlier detection trips behind the breaker");
         assert_eq!(od.base_ejection_time, Some(pbuf::Duration { seconds: 1, nanos: 500_000_000 }));
+        assert_eq!(c.lb_policy, LbPolicy::LeastRequest as i32);
+        // Per-service policy: files uses round robin, retries, no affinity.
+        let files = Cluster::decode(s.get(TypeUrl::Cluster, "mcp_files").unwrap().body.value.as_slice()).unwrap();
+        assert_eq!(files.lb_policy, LbPolicy::RoundRobin as i32);
+        let rc = RouteConfiguration::decode(s.get(TypeUrl::RouteConfiguration, ROUTE_CONFIG_NAME).unwrap().body.value.as_slice()).unwrap();
+        let route_of = |name: &str| rc.virtual_hosts[0].routes.iter().find(|r| r.name == name).unwrap().clone();
+        let Some(route::Action::Route(files_action)) = route_of("files").action else { panic!() };
+        let retry = files_action.retry_policy.unwrap();
+        assert_eq!((retry.retry_on.as_str(), retry.num_retries), ("5xx", Some(UInt32Value { value: 2 })));
+        assert!(route_of("files").typed_per_filter_config.contains_key("envoy.filters.http.stateful_session"));
+        let Some(route::Action::Route(weather_action)) = route_of("weather").action else { panic!() };
+        assert!(weather_action.retry_policy.is_none());
+        assert!(route_of("weather").typed_per_filter_config.is_empty());
     }
 
     #[test]
