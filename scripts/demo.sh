@@ -57,13 +57,25 @@ Only1MCP is running.
                             .venv-legacy/bin/python tests/py/client_legacy.py http://127.0.0.1:10000/mcp/beta 3
   Control plane status:     curl http://127.0.0.1:18001/status
   Envoy admin:              http://127.0.0.1:9901
-  Edit config/demo.yaml and the change reaches Envoy at once.  Logs: $RUN
+  Edit config/demo.yaml or config/policy.yaml and the change reaches Envoy at once.
+  The Only1MCP Wasm filter runs in Envoy (stats: curl -s localhost:9901/stats | grep wasmcustom).  Logs: $RUN
 MSG
 
 if [[ $SMOKE == 1 ]]; then
   "$ROOT/.venv/bin/python" tests/py/client_modern.py http://127.0.0.1:10000/mcp/alpha 2
   "$ROOT/.venv-legacy/bin/python" tests/py/client_legacy.py http://127.0.0.1:10000/mcp/beta 2
-  echo "demo smoke test: 2 passed, 0 failed"
+  # The Wasm filter is in the data path: its request counter moved.
+  for _ in $(seq 1 20); do
+    n=$(curl -s 'http://127.0.0.1:9901/stats?filter=wasmcustom.only1mcp_requests_total' | awk '{print $2}')
+    [[ "${n:-0}" -gt 0 ]] && break
+    sleep 0.2
+  done
+  if [[ "${n:-0}" -le 0 ]]; then
+    echo "demo smoke test: the filter saw no requests" >&2
+    echo "demo smoke test: 2 passed, 1 failed"
+    exit 1
+  fi
+  echo "demo smoke test: 3 passed, 0 failed"
   exit 0
 fi
 echo "Ctrl-C to stop."

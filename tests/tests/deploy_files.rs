@@ -61,11 +61,17 @@ fn compose_matches_demo_config_and_bootstrap() {
                 let cfg = arg_after(&cmd, "--config").expect("--config");
                 assert_eq!(cfg, "/etc/only1mcp/demo.yaml");
                 assert!(volumes.iter().any(|v| v.starts_with("./config:/etc/only1mcp")), "{volumes:?}");
+                // The filter path Envoy opens is in the volume both share.
+                let wasm = arg_after(&cmd, "--filter-wasm").expect("--filter-wasm");
+                assert!(wasm.starts_with("/opt/only1mcp/") && volumes.iter().any(|v| v == "filter-wasm:/opt/only1mcp"), "{wasm} {volumes:?}");
+                let dockerfile = read("Dockerfile");
+                assert!(dockerfile.contains(&wasm), "the image does not put the filter at {wasm}");
             }
             Some("envoy") => {
                 saw_envoy = true;
                 assert_eq!(arg_after(&cmd, "-c").as_deref(), Some("/etc/envoy/bootstrap.yaml"));
                 assert!(volumes.iter().any(|v| v.starts_with("./envoy:/etc/envoy")), "{volumes:?}");
+                assert!(volumes.iter().any(|v| v == "filter-wasm:/opt/only1mcp:ro"), "{volumes:?}");
                 let image = scalar(get(svc, "image"));
                 let pinned = read("scripts/setup.sh");
                 let version = image.rsplit(":v").next().unwrap_or("");
@@ -77,6 +83,11 @@ fn compose_matches_demo_config_and_bootstrap() {
     assert!(saw_cp && saw_envoy);
     let configured: BTreeSet<String> = demo.backends.iter().map(|b| b.socket_addr().to_string()).collect();
     assert_eq!(listens, configured, "compose backends differ from config/demo.yaml");
+
+    // The demo config names the filter and the policy the repo ships.
+    assert!(demo.filter.is_some(), "config/demo.yaml runs Envoy without the filter");
+    assert_eq!(demo.policy, only1mcp_control_plane::config::PolicySource::File("policy.yaml".into()));
+    only1mcp_control_plane::config::policy::Policy::load(&repo_root().join("config/policy.yaml")).expect("config/policy.yaml is valid");
 
     // The demo script starts the same backends.
     let demo_sh = read("scripts/demo.sh");
