@@ -9,7 +9,10 @@
 //!    last request the backend received, for our filter and for Envoy's own
 //!    outlier detection with its default settings.
 //!
-//! scripts/setup.sh --release && target/release/bench-filter [overhead|detection|all] [ROUNDS]
+//! 3. Policy: saving the policy file until Envoy ACKs the filter's new
+//!    config, against an endpoint change in the same run.
+//!
+//! scripts/setup.sh --release && target/release/bench-filter [overhead|detection|policy|all] [ROUNDS]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -258,7 +261,71 @@ fn detection(wd: &Workdir) {
     }
 }
 
-/// `bench-filter [overhead|detection|all] [ROUNDS]`
+/// The ECDS (or EDS) version Envoy `node` last ACKed, per the control plane.
+fn acked(cp: &ControlPlane, node: &str, t: &str) -> Option<String> {
+    let st = cp.status();
+    st["streams"].as_array()?.iter().find(|s| s["node_id"] == node)?["types"][t]["acked_version"].as_str().map(String::from)
+}
+
+/// Saving the policy file until Envoy ACKs the new filter config (ECDS),
+/// against saving the config file with a new endpoint weight until Envoy
+/// ACKs the new endpoints (EDS), in the same run.
+fn policy_propagation(wd: &Workdir, rounds: usize) {
+    let sub = wd.path().join("policy");
+    std::fs::create_dir_all(&sub).expect("dir");
+    let b = TestBackend::start(&sub, "policy-backend", &[]);
+    let cfg = |weight: u32| {
+        format!(
+            "xds: {{port: 0}}\nadmin: {{port: 0}}\nenvoy:\n  listener: {{port: 0}}\nhealth: {{enabled: false}}\nfilter:\n  wasm: {}\npolicy: policy.yaml\nbackends:\n  - {{service: alpha, address: {}, port: {}, weight: {weight}}}\n",
+            filter_wasm().display(),
+            b.mcp.ip(),
+            b.mcp.port()
+        )
+    };
+    let policy_path = sub.join("policy.yaml");
+    let write = |path: &std::path::Path, text: String| {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, path).expect("rename");
+    };
+    write(&policy_path, "defaults: {breaker: {consecutive_failures: 5}}\n".into());
+    let cp = ControlPlane::start(&sub, &cfg(1));
+    let envoy = Envoy::start(&sub, "policy-envoy", cp.xds.port(), XdsMode::Sotw);
+    envoy.wait_endpoints("mcp_alpha", &[b.mcp.to_string()]);
+    let measure = |what: &str, t: &str, change: &dyn Fn(usize)| -> Vec<Duration> {
+        let mut times = Vec::new();
+        for round in 0..rounds {
+            let before = loop {
+                if let Some(v) = acked(&cp, "policy-envoy", t) {
+                    break v;
+                }
+            };
+            let start = Instant::now();
+            change(round);
+            loop {
+                if acked(&cp, "policy-envoy", t).is_some_and(|v| v != before) {
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(20), "{what}: no ACK");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            times.push(start.elapsed());
+        }
+        times.sort();
+        times
+    };
+    let policy_times = measure("policy", "ECDS", &|r| write(&policy_path, format!("defaults: {{breaker: {{consecutive_failures: {}}}}}\n", 6 + r)));
+    let config_times = measure("config", "EDS", &|r| cp.write_config(&cfg(2 + r as u32)));
+    let med = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e3;
+    let p99 = |v: &[Duration]| v[((v.len() - 1) as f64 * 0.99).round() as usize].as_secs_f64() * 1e3;
+    println!("\n### Policy edit to Envoy ({rounds} rounds each, file saved by rename, until Envoy's ACK)\n");
+    println!("| change | median | p99 | vs endpoint change |");
+    println!("|---|---|---|---|");
+    println!("| endpoint weight in the config file (EDS) | {:.1} ms | {:.1} ms | 1.00x |", med(&config_times), p99(&config_times));
+    println!("| breaker threshold in the policy file (ECDS) | {:.1} ms | {:.1} ms | {:.2}x |", med(&policy_times), p99(&policy_times), med(&policy_times) / med(&config_times));
+}
+
+/// `bench-filter [overhead|detection|policy|all] [ROUNDS]`
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("all");
@@ -269,5 +336,8 @@ fn main() {
     }
     if matches!(what, "detection" | "all") {
         detection(&wd);
+    }
+    if matches!(what, "policy" | "all") {
+        policy_propagation(&wd, 20);
     }
 }
