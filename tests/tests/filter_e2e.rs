@@ -87,6 +87,9 @@ fn failing_backend_trips_the_breaker_then_recovers() {
     assert_eq!(a.requests(), seen, "fast-failed requests must not reach the backend");
     assert!(envoy.stat("wasmcustom.only1mcp_fast_fail_503_total").unwrap_or(0) >= 5);
     assert!(envoy.stat("wasmcustom.only1mcp_breaker_opened_total").unwrap_or(0) >= 1);
+    let (_, prom) = only1mcp_tests::harness::process::http_get(&format!("http://{}/stats/prometheus", envoy.admin)).expect("prometheus");
+    // Envoy lists custom-namespace stats under their own names in Prometheus.
+    assert!(prom.lines().any(|l| l.starts_with("only1mcp_fast_fail_503_total")), "filter metrics missing from Envoy's Prometheus output");
 
     // The control plane heard about it and ejected the host in EDS.
     wait_until("the report to reach the control plane", Duration::from_secs(5), || {
