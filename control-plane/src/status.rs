@@ -53,6 +53,19 @@ pub struct ConfigStatus {
     pub rejected: Option<Vec<ProblemView>>,
 }
 
+impl ConfigStatus {
+    fn accept(&mut self, path: Option<String>) {
+        self.path = path;
+        self.generation += 1;
+        self.loaded_unix_ms = unix_ms();
+        self.rejected = None;
+    }
+
+    fn refuse(&mut self, problems: &[Problem]) {
+        self.rejected = Some(problems.iter().map(ProblemView::from).collect());
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Counters {
     pub config_reloads: AtomicU64,
@@ -99,16 +112,12 @@ impl Status {
     }
 
     pub fn config_loaded(&self, path: Option<String>) {
-        let mut g = self.lock();
-        g.config.path = path;
-        g.config.generation += 1;
-        g.config.loaded_unix_ms = unix_ms();
-        g.config.rejected = None;
+        self.lock().config.accept(path);
         Counters::inc(&self.counters.config_reloads);
     }
 
     pub fn config_rejected(&self, problems: &[Problem]) {
-        self.lock().config.rejected = Some(problems.iter().map(ProblemView::from).collect());
+        self.lock().config.refuse(problems);
         Counters::inc(&self.counters.config_rejections);
     }
 
@@ -117,16 +126,12 @@ impl Status {
     }
 
     pub fn policy_loaded(&self, path: Option<String>) {
-        let mut g = self.lock();
-        g.policy.path = path;
-        g.policy.generation += 1;
-        g.policy.loaded_unix_ms = unix_ms();
-        g.policy.rejected = None;
+        self.lock().policy.accept(path);
         Counters::inc(&self.counters.policy_reloads);
     }
 
     pub fn policy_rejected(&self, problems: &[Problem]) {
-        self.lock().policy.rejected = Some(problems.iter().map(ProblemView::from).collect());
+        self.lock().policy.refuse(problems);
         Counters::inc(&self.counters.policy_rejections);
     }
 
