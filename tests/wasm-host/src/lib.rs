@@ -3,7 +3,7 @@
 //! clock the test moves. No Envoy: the test plays Envoy's part, stream by
 //! stream, and can run several worker VMs over one shared-data store.
 //!
-//! ```ignore
+//! ```text
 //! let mut vm = Host::new(artifact::module())?;
 //! assert!(vm.configure("{}")?);
 //! let x = vm.exchange(Request::to("mcp_a").upstream("10.0.0.1:80").jsonrpc("1", "ping"), Response::status(503))?;

@@ -51,6 +51,8 @@ fn client_cancel_counts_as_no_failure() {
         run(&mut vm, call(HOST_A, &i.to_string()), Response::client_cancel());
     }
     assert_eq!(metric(&vm, "only1mcp_backend_failures_total"), 0);
+    // The request counter is flushed to the metric on the worker's tick.
+    vm.tick().unwrap();
     assert_eq!(metric(&vm, "only1mcp_requests_total"), 10);
     // A cancel with a 5xx already sent is still the backend's 5xx.
     assert!(trips(Response::status(503).flags(DOWNSTREAM_CONNECTION_TERMINATION)));

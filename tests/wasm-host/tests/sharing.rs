@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use only1mcp_wasm_host::{Host, Request, Response};
+use only1mcp_wasm_host::Host;
 
 fn second(vm: &Host) -> Host {
     let mut w = vm.worker().expect("second worker starts");
@@ -22,6 +22,9 @@ fn a_breaker_opened_on_one_worker_fails_fast_on_another_that_knows_the_host() {
     assert!(fast_fails(&mut two), "worker two must see the shared open breaker");
     // Metrics are process-wide, as Envoy's stats are.
     assert_eq!(metric(&two, "only1mcp_fast_fail_503_total"), 1);
+    // Request counts are flushed on each worker's tick.
+    one.tick().unwrap();
+    two.tick().unwrap();
     assert_eq!(metric(&one, "only1mcp_requests_total"), 7);
 }
 
