@@ -157,8 +157,9 @@ impl DeltaStream {
                 nonce: nonce.clone(),
                 ..Default::default()
             });
-            let state = self.types.get_mut(&t).expect("state exists");
-            state.in_flight = Some(InFlight { nonce, updated, removed });
+            if let Some(state) = self.types.get_mut(&t) {
+                state.in_flight = Some(InFlight { nonce, updated, removed });
+            }
             // An updated cluster warms again and needs its endpoints resent.
             if let Some(eds) = self.types.get_mut(&TypeUrl::ClusterLoadAssignment) {
                 for c in updated_clusters {
