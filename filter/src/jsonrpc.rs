@@ -133,7 +133,7 @@ mod tests {
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
-                        if x % 7 == 0 { (x >> 8) as u8 } else { alphabet[(x % alphabet.len() as u64) as usize] }
+                        if x.is_multiple_of(7) { (x >> 8) as u8 } else { alphabet[(x % alphabet.len() as u64) as usize] }
                     })
                     .collect();
                 let _ = request_id(&bytes);

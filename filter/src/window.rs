@@ -51,7 +51,7 @@ mod tests {
         let mut x: u32 = 7;
         for i in 0..1000 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            w.push(x % 3 == 0, x % 5 == 0, 50);
+            w.push(x.is_multiple_of(3), x.is_multiple_of(5), 50);
             let fails = w.items.iter().filter(|(f, _)| *f).count() as u32;
             let slows = w.items.iter().filter(|(_, s)| *s).count() as u32;
             assert_eq!((w.failures, w.slow), (fails, slows), "after {i}");

@@ -86,7 +86,7 @@ fn policy_edits_reach_the_filter_without_a_drain_and_bad_edits_change_nothing() 
         }
         fast.then_some(())
     });
-    assert!(failures >= 2 && failures < 10, "{failures} failures before the breaker opened (threshold 2, was 50)");
+    assert!((2..10).contains(&failures), "{failures} failures before the breaker opened (threshold 2, was 50)");
 
     // A broken edit is refused: reported, and nothing changes anywhere.
     std::fs::write(&path, "defaults:\n  breaker: {consecutive_failures: 0, colour: red}\n").unwrap();

@@ -152,13 +152,8 @@ impl MarkedEventReceiver for Builder {
                     self.push_node(node);
                 }
             }
-            Event::Alias(_) => {
-                if self.error.is_none() {
-                    self.error = Some(SyntaxError {
-                        pos,
-                        message: "YAML aliases are not supported; write the value out".into(),
-                    });
-                }
+            Event::Alias(_) if self.error.is_none() => {
+                self.error = Some(SyntaxError { pos, message: "YAML aliases are not supported; write the value out".into() });
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    self, ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
+    ClusterDiscoveryType, CommonLbConfig, DiscoveryType, EdsClusterConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::{
@@ -306,7 +306,9 @@ fn route_configuration(fleet: &Fleet, policy: &Policy) -> Resource {
         virtual_hosts: vec![VirtualHost { name: "mcp".into(), domains: vec!["*".into()], routes, ..Default::default() }],
         ..Default::default()
     };
-    let fp: Vec<(&ServiceName, &str, u32, &Vec<RetryOn>, Option<Duration>, bool)> = fleet
+    // What the routes are made of: per service its path and the route
+    // parts of its policy (a breaker change must not touch RDS).
+    let fp: Vec<RouteFingerprint<'_>> = fleet
         .services
         .values()
         .map(|s| {
@@ -316,6 +318,8 @@ fn route_configuration(fleet: &Fleet, policy: &Policy) -> Resource {
         .collect();
     Resource::new(ROUTE_CONFIG_NAME, pack_any(rc), &fingerprint(&fp))
 }
+
+type RouteFingerprint<'a> = (&'a ServiceName, &'a str, u32, &'a Vec<RetryOn>, Option<Duration>, bool);
 
 /// Retries from the policy; none by default (MCP calls are not always
 /// idempotent, so retrying is the operator's choice).
@@ -367,7 +371,6 @@ fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
         outlier_detection: Some(outlier_detection(inputs.policy.for_service(&svc.name), inputs.filter.is_some())),
         ..Default::default()
     };
-    let _ = cluster::LbPolicy::LeastRequest;
     let p = inputs.policy.for_service(&svc.name);
     let fp = (settings.connect_timeout, &svc.name, p.lb_policy, p.consecutive_failures, p.open_base, p.open_max, inputs.filter.is_some());
     Resource::new(name, pack_any(c), &fingerprint(&fp))
