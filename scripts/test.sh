@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace
+# Lints are part of the build: warnings fail.
+cargo clippy --workspace --all-targets -- -D warnings
 # The demo must come up and serve both protocol eras.
 scripts/demo.sh --smoke
