@@ -1,5 +1,11 @@
 //! The breaker's shared-data encoding: fixed size, versioned, and decoded
 //! without trusting the bytes (another filter version may have written them).
+//!
+//! Shared data keys can never be deleted, so breakers live in a fixed table
+//! of slots rather than under one key per host (hosts churn; the table does
+//! not grow). A host's slots are `hash(host) + 0..PROBES`; each value
+//! carries its host, and a slot whose breaker is back to the default state
+//! may be taken over by another host.
 
 use crate::breaker::{Breaker, State};
 
@@ -39,6 +45,39 @@ pub fn decode(bytes: &[u8]) -> Option<Breaker> {
     Some(Breaker { state })
 }
 
+/// Slots in the table: the most keys the filter ever creates for breakers.
+pub const SLOTS: u32 = 16_384;
+/// Slots tried per host before giving up on sharing its breaker.
+pub const PROBES: u32 = 8;
+
+/// The shared-data key of a host's `probe`-th slot.
+pub fn slot_key(prefix: &str, host: &str, probe: u32) -> String {
+    // FNV-1a: stable across builds and processes, unlike std's hasher.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in host.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{prefix}{:04x}", h.wrapping_add(probe) % SLOTS)
+}
+
+/// A slot's value: the breaker, then the host it belongs to.
+pub fn encode_slot(b: &Breaker, host: &str) -> Vec<u8> {
+    let mut v = encode(b).to_vec();
+    v.extend_from_slice(host.as_bytes());
+    v
+}
+
+/// `None` for bytes this version did not write.
+pub fn decode_slot(bytes: &[u8]) -> Option<(Breaker, &str)> {
+    if bytes.len() < LEN {
+        return None;
+    }
+    let b = decode(&bytes[..LEN])?;
+    let host = std::str::from_utf8(&bytes[LEN..]).ok()?;
+    Some((b, host))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +92,22 @@ mod tests {
             let b = Breaker { state };
             assert_eq!(decode(&encode(&b)), Some(b));
         }
+    }
+
+    #[test]
+    fn slots_are_stable_bounded_and_carry_their_host() {
+        let k0 = slot_key("p:", "127.0.0.1:9001", 0);
+        assert_eq!(k0, slot_key("p:", "127.0.0.1:9001", 0));
+        assert_ne!(k0, slot_key("p:", "127.0.0.1:9001", 1));
+        let distinct: std::collections::BTreeSet<String> = (0..100_000).map(|i| slot_key("p:", &format!("10.{}.{}.{}:80", i / 65536, i / 256 % 256, i % 256), 0)).collect();
+        assert!(distinct.len() <= SLOTS as usize, "keys are bounded by the table");
+        let b = Breaker { state: State::Open { until_ms: 5, trips: 1 } };
+        let v = encode_slot(&b, "h:1");
+        assert_eq!(decode_slot(&v), Some((b, "h:1")));
+        assert_eq!(decode_slot(b"short"), None);
+        let mut bad = v.clone();
+        bad.push(0xff);
+        assert_eq!(decode_slot(&bad), None, "host must be UTF-8");
     }
 
     #[test]

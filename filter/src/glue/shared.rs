@@ -6,15 +6,39 @@ use proxy_wasm::hostcalls;
 
 use super::KEY_PREFIX;
 use crate::breaker::{Breaker, Transition};
-use crate::encoding;
+use crate::encoding::{decode_slot, encode_slot, slot_key, PROBES};
 
-/// Loads a host's shared breaker (default: closed) and its CAS token.
-pub(super) fn load_breaker(host: &str) -> (Breaker, Option<u32>) {
-    match hostcalls::get_shared_data(&format!("{KEY_PREFIX}{host}")) {
-        Ok((Some(bytes), cas)) => (encoding::decode(&bytes).unwrap_or_default(), cas),
-        Ok((None, cas)) => (Breaker::default(), cas),
-        Err(_) => (Breaker::default(), None),
+/// Where a host's breaker is (or would go) in the slot table.
+pub(super) struct Slot {
+    key: String,
+    cas: Option<u32>,
+}
+
+/// Loads a host's shared breaker (default: closed) and the slot to write
+/// it to: its own, else the first free or reclaimable one in its probe
+/// sequence. `None` when all its slots hold other hosts' live breakers
+/// (the breaker then works per worker only).
+pub(super) fn load_breaker(host: &str) -> (Breaker, Option<Slot>) {
+    let mut free = None;
+    for probe in 0..PROBES {
+        let key = slot_key(KEY_PREFIX, host, probe);
+        match hostcalls::get_shared_data(&key) {
+            // Never used: the host is not stored further along.
+            Ok((None, cas)) => return (Breaker::default(), free.or(Some(Slot { key, cas }))),
+            Ok((Some(bytes), cas)) => match decode_slot(&bytes) {
+                Some((b, h)) if h == host => return (b, Some(Slot { key, cas })),
+                Some((b, _)) if b != Breaker::default() => {}
+                // Another host back to default, or bytes we do not know: reusable.
+                _ => {
+                    if free.is_none() {
+                        free = Some(Slot { key, cas });
+                    }
+                }
+            },
+            Err(_) => return (Breaker::default(), None),
+        }
     }
+    (Breaker::default(), free)
 }
 
 /// Applies `f` to a host's shared breaker with compare-and-swap, retrying
@@ -23,13 +47,17 @@ pub(super) fn load_breaker(host: &str) -> (Breaker, Option<u32>) {
 pub(super) fn update_breaker(host: &str, f: impl Fn(&mut Breaker) -> Option<Transition>) -> (Option<Transition>, Breaker) {
     let mut last = Breaker::default();
     for _ in 0..4 {
-        let (mut b, cas) = load_breaker(host);
+        let (mut b, slot) = load_breaker(host);
         let before = b;
         let t = f(&mut b);
         if b == before {
             return (t, b);
         }
-        match hostcalls::set_shared_data(&format!("{KEY_PREFIX}{host}"), Some(&encoding::encode(&b)), cas) {
+        let Some(slot) = slot else {
+            log::warn!("no shared slot for {host}: its breaker is per worker");
+            return (t, b);
+        };
+        match hostcalls::set_shared_data(&slot.key, Some(&encode_slot(&b, host)), slot.cas) {
             Ok(()) => return (t, b),
             Err(_) => last = before, // CAS mismatch: reload and retry
         }

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use only1mcp_filter::encoding::{encode_slot, slot_key};
 use only1mcp_wasm_host::Host;
 
 fn second(vm: &Host) -> Host {
@@ -58,19 +59,37 @@ fn recovery_on_one_worker_is_seen_by_the_other() {
 }
 
 #[test]
-fn the_breaker_lives_under_its_documented_key() {
+fn the_breaker_lives_in_its_first_slot_with_its_host() {
     let mut one = vm("{}");
     fail(&mut one, HOST_A, 5);
-    let (bytes, cas) = one.shared().shared_data(&format!("only1mcp:breaker:{HOST_A}")).expect("shared breaker");
+    let key = slot_key("only1mcp:breaker:", HOST_A, 0);
+    let (bytes, cas) = one.shared().shared_data(&key).expect("shared breaker");
     assert_ne!(cas, 0);
-    assert_eq!(bytes.len(), 22);
+    assert_eq!(bytes.len(), 22 + HOST_A.len());
     assert_eq!(bytes[1], 1, "tag 1 = open");
+    assert_eq!(&bytes[22..], HOST_A.as_bytes());
+}
+
+#[test]
+fn a_slot_held_by_another_open_host_is_skipped() {
+    let mut one = vm("{}");
+    // Another host's live (open) breaker sits in HOST_A's first slot.
+    let open = only1mcp_filter::breaker::Breaker { state: only1mcp_filter::breaker::State::Open { until_ms: u64::MAX, trips: 1 } };
+    let first = slot_key("only1mcp:breaker:", HOST_A, 0);
+    one.shared().lock().plant(first.as_bytes(), &encode_slot(&open, "10.9.9.9:1"));
+    assert!(!fast_fails(&mut one), "the other host's breaker is not HOST_A's");
+    fail(&mut one, HOST_A, 5);
+    assert!(fast_fails(&mut one));
+    let (bytes, _) = one.shared().shared_data(&slot_key("only1mcp:breaker:", HOST_A, 1)).expect("second slot");
+    assert_eq!(&bytes[22..], HOST_A.as_bytes(), "HOST_A took its next slot");
+    let (still, _) = one.shared().shared_data(&first).expect("first slot");
+    assert_eq!(&still[22..], b"10.9.9.9:1", "the live breaker was left alone");
 }
 
 #[test]
 fn foreign_bytes_under_the_key_are_ignored_not_trusted() {
     let mut one = vm("{}");
-    one.shared().lock().plant(format!("only1mcp:breaker:{HOST_A}").as_bytes(), b"garbage from another version");
+    one.shared().lock().plant(slot_key("only1mcp:breaker:", HOST_A, 0).as_bytes(), b"garbage from another version");
     fail(&mut one, HOST_A, 4);
     assert!(!fast_fails(&mut one));
     fail(&mut one, HOST_A, 5);
