@@ -3,6 +3,11 @@
 //!
 //! Naming: service `weather` is cluster `mcp_weather`, reached at
 //! `/mcp/weather` on Envoy's listener, rewritten to the backends' MCP path.
+//!
+//! This file holds the inputs, the names and the assembly; each resource
+//! kind is built in its own file: `listener`, `routes`, `clusters`,
+//! `endpoints`, `ecds` (the Wasm filter) and `reports` (the cluster the
+//! filters report to). They share this file's imports and helpers.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -50,6 +55,22 @@ use crate::config::{Backend, EnvoySettings, ServiceName};
 use crate::health::score as health_score;
 use crate::health::{EdsVerdict, EndpointKey, HealthMap};
 use crate::registry::{Fleet, Service};
+
+mod clusters;
+mod ecds;
+mod endpoints;
+mod listener;
+mod reports;
+mod routes;
+
+use clusters::cluster;
+use ecds::wasm_filter;
+#[cfg(test)]
+use endpoints::STANDBY_OVERPROVISIONING;
+use endpoints::load_assignment;
+use listener::listener;
+use reports::{reports_cluster, reports_endpoints};
+use routes::route_configuration;
 
 pub const LISTENER_NAME: &str = "mcp_listener";
 pub const ROUTE_CONFIG_NAME: &str = "mcp_routes";
@@ -134,336 +155,6 @@ fn socket_address(addr: SocketAddr) -> Address {
             port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(addr.port()))),
             ..Default::default()
         })),
-    }
-}
-
-fn listener(settings: &EnvoySettings, with_filter: bool) -> Resource {
-    let mut http_filters = vec![session_filter()];
-    if with_filter {
-        http_filters.push(wasm_filter_slot());
-    }
-    http_filters.push(router_filter());
-    let hcm = HttpConnectionManager {
-        stat_prefix: "mcp".into(),
-        codec_type: CodecType::Auto as i32,
-        route_specifier: Some(RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: ROUTE_CONFIG_NAME.into() })),
-        // SSE streams sit idle between events; Envoy's 5 min default would cut them.
-        stream_idle_timeout: Some(duration(settings.stream_idle_timeout)),
-        http_filters,
-        ..Default::default()
-    };
-    let l = Listener {
-        name: LISTENER_NAME.into(),
-        address: Some(socket_address(settings.listener)),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(filter::ConfigType::TypedConfig(pack_any(hcm))),
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    Resource::new(LISTENER_NAME, pack_any(l), &fingerprint(&(settings.listener, settings.stream_idle_timeout, with_filter)))
-}
-
-/// Pins a legacy session to its host. The server creates `mcp-session-id`
-/// only after Envoy chose the host, so hashing cannot work; the envelope
-/// mode wraps the host address into the id the client sees.
-fn session_filter() -> HttpFilter {
-    let state = EnvelopeSessionState { header: Some(envelope_session_state::Header { name: SESSION_HEADER.into() }) };
-    let filter = StatefulSession {
-        session_state: Some(TypedExtensionConfig {
-            name: "envoy.http.stateful_session.envelope".into(),
-            typed_config: Some(pack_any(state)),
-        }),
-        ..Default::default()
-    };
-    HttpFilter {
-        name: "envoy.filters.http.stateful_session".into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(filter))),
-        ..Default::default()
-    }
-}
-
-/// The Wasm filter's place in the chain. Its configuration comes over ECDS,
-/// so a policy change replaces the filter config without draining the
-/// listener; until the first config arrives the listener keeps warming.
-fn wasm_filter_slot() -> HttpFilter {
-    HttpFilter {
-        name: FILTER_NAME.into(),
-        config_type: Some(http_filter::ConfigType::ConfigDiscovery(ExtensionConfigSource {
-            config_source: Some(ads()),
-            type_urls: vec![<Wasm as prost::Name>::type_url()],
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-/// The ECDS resource: the Wasm module and the policy it runs with.
-fn wasm_filter(f: &FilterSettings) -> Resource {
-    let path = f.wasm.to_string_lossy().to_string();
-    let vm = VmConfig {
-        vm_id: FILTER_NAME.into(),
-        runtime: f.runtime.envoy_name().into(),
-        code: Some(AsyncDataSource {
-            specifier: Some(async_data_source::Specifier::Local(DataSource {
-                specifier: Some(data_source::Specifier::Filename(path.clone())),
-                ..Default::default()
-            })),
-        }),
-        ..Default::default()
-    };
-    let plugin = PluginConfig {
-        name: FILTER_NAME.into(),
-        root_id: FILTER_NAME.into(),
-        configuration: Some(pack_any(StringValue { value: f.policy_json.clone() })),
-        vm: Some(plugin_config::Vm::VmConfig(vm)),
-        // A fast-fail waits at the headers for the body, to echo the
-        // JSON-RPC id; without this Envoy would not deliver the body.
-        allow_on_headers_stop_iteration: Some(envoy_types::pb::google::protobuf::BoolValue { value: true }),
-        ..Default::default()
-    };
-    let ext = TypedExtensionConfig { name: FILTER_NAME.into(), typed_config: Some(pack_any(Wasm { config: Some(plugin) })) };
-    // A rebuilt module must reach Envoy too: its size and mtime are part of the version.
-    let stamp = std::fs::metadata(&f.wasm).ok().map(|m| (m.len(), m.modified().ok()));
-    Resource::new(FILTER_NAME, pack_any(ext), &fingerprint(&(f, format!("{stamp:?}"))))
-}
-
-/// A static cluster for the control plane's admin API, where filters post
-/// their reports (`dispatch_http_call` needs a cluster Envoy knows).
-fn reports_cluster(addr: SocketAddr) -> Resource {
-    let c = Cluster {
-        name: REPORTS_CLUSTER.into(),
-        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
-        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() }),
-        connect_timeout: Some(duration(Duration::from_secs(1))),
-        ..Default::default()
-    };
-    Resource::new(REPORTS_CLUSTER, pack_any(c), &fingerprint(&addr))
-}
-
-fn reports_endpoints(addr: SocketAddr) -> Resource {
-    let cla = ClusterLoadAssignment {
-        cluster_name: REPORTS_CLUSTER.into(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints: vec![LbEndpoint {
-                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                    address: Some(socket_address(addr)),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    Resource::new(REPORTS_CLUSTER, pack_any(cla), &fingerprint(&addr))
-}
-
-fn router_filter() -> HttpFilter {
-    HttpFilter {
-        name: "envoy.filters.http.router".into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
-        ..Default::default()
-    }
-}
-
-fn route_configuration(fleet: &Fleet, policy: &Policy) -> Resource {
-    let routes = fleet
-        .services
-        .values()
-        .map(|svc| {
-            let p = policy.for_service(&svc.name);
-            Route {
-            name: svc.name.to_string(),
-            r#match: Some(RouteMatch {
-                path_specifier: Some(route_match::PathSpecifier::PathSeparatedPrefix(route_prefix(&svc.name))),
-                ..Default::default()
-            }),
-            action: Some(route::Action::Route(RouteAction {
-                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster_name(&svc.name))),
-                prefix_rewrite: svc.path.clone(),
-                // Long tool calls and SSE streams: no overall deadline (the
-                // 15 s default breaks them); idle streams are bounded by the
-                // connection manager's stream_idle_timeout instead.
-                timeout: Some(duration(Duration::ZERO)),
-                retry_policy: retry_policy(p),
-                ..Default::default()
-            })),
-            typed_per_filter_config: if p.session_affinity {
-                Default::default()
-            } else {
-                let off = StatefulSessionPerRoute { r#override: Some(stateful_session_per_route::Override::Disabled(true)) };
-                [("envoy.filters.http.stateful_session".to_string(), pack_any(off))].into_iter().collect()
-            },
-            ..Default::default()
-        }})
-        .collect();
-    let rc = RouteConfiguration {
-        name: ROUTE_CONFIG_NAME.into(),
-        virtual_hosts: vec![VirtualHost { name: "mcp".into(), domains: vec!["*".into()], routes, ..Default::default() }],
-        ..Default::default()
-    };
-    // What the routes are made of: per service its path and the route
-    // parts of its policy (a breaker change must not touch RDS).
-    let fp: Vec<RouteFingerprint<'_>> = fleet
-        .services
-        .values()
-        .map(|s| {
-            let p = policy.for_service(&s.name);
-            (&s.name, s.path.as_str(), p.retry_attempts, &p.retry_on, p.per_try_timeout, p.session_affinity)
-        })
-        .collect();
-    Resource::new(ROUTE_CONFIG_NAME, pack_any(rc), &fingerprint(&fp))
-}
-
-type RouteFingerprint<'a> = (&'a ServiceName, &'a str, u32, &'a Vec<RetryOn>, Option<Duration>, bool);
-
-/// Retries from the policy; none by default (MCP calls are not always
-/// idempotent, so retrying is the operator's choice).
-fn retry_policy(p: &PolicySet) -> Option<RetryPolicy> {
-    if p.retry_attempts == 0 {
-        return None;
-    }
-    Some(RetryPolicy {
-        retry_on: p.retry_on.iter().map(|r| r.envoy_name()).collect::<Vec<_>>().join(","),
-        num_retries: Some(UInt32Value { value: p.retry_attempts }),
-        per_try_timeout: p.per_try_timeout.map(duration),
-        // Never retry on the host that just failed.
-        retry_host_predicate: vec![RetryHostPredicate {
-            name: "envoy.retry_host_predicates.previous_hosts".into(),
-            config_type: Some(retry_host_predicate::ConfigType::TypedConfig(pack_any(PreviousHostsPredicate::default()))),
-        }],
-        host_selection_retry_max_attempts: 3,
-        ..Default::default()
-    })
-}
-
-fn cluster(inputs: &Inputs<'_>, svc: &Service) -> Resource {
-    let settings = inputs.envoy;
-    let name = cluster_name(&svc.name);
-    let c = Cluster {
-        name: name.clone(),
-        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
-        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads()), service_name: String::new() }),
-        connect_timeout: Some(duration(settings.connect_timeout)),
-        // Least request (power of two choices on outstanding requests) by
-        // default: MCP calls vary wildly in length, so request counts say
-        // more than round robin. The policy may choose otherwise.
-        lb_policy: match inputs.policy.for_service(&svc.name).lb_policy {
-            PolicyLb::LeastRequest => LbPolicy::LeastRequest,
-            PolicyLb::RoundRobin => LbPolicy::RoundRobin,
-            PolicyLb::Random => LbPolicy::Random,
-        } as i32,
-        common_lb_config: Some(CommonLbConfig {
-            // Envoy delays health and weight changes by 1 s by default to
-            // batch them; our control plane already batches, and health
-            // verdicts must land fast, so apply them at once.
-            update_merge_window: Some(duration(Duration::ZERO)),
-            // Envoy's default panic mode (ignore health once 50% of hosts are
-            // unhealthy) would send traffic to hosts we know are dead; our
-            // verdicts are deliberate, so honour them down to zero.
-            healthy_panic_threshold: Some(Percent { value: 0.0 }),
-            ..Default::default()
-        }),
-        outlier_detection: Some(outlier_detection(inputs.policy.for_service(&svc.name), inputs.filter.is_some())),
-        ..Default::default()
-    };
-    let p = inputs.policy.for_service(&svc.name);
-    let fp = (settings.connect_timeout, &svc.name, p.lb_policy, p.consecutive_failures, p.open_base, p.open_max, inputs.filter.is_some());
-    Resource::new(name, pack_any(c), &fingerprint(&fp))
-}
-
-/// Envoy's own outlier detection, set from the filter's breaker thresholds:
-/// the local safety net while the control plane is unreachable, and the
-/// only passive check when the filter is off. It sees HTTP 5xx and
-/// connection failures, not hung hosts or JSON-RPC errors.
-fn outlier_detection(p: &PolicySet, with_filter: bool) -> OutlierDetection {
-    let u32v = |v: u32| Some(UInt32Value { value: v });
-    // Twice the breaker's count: with the filter on, its breaker trips
-    // first (so its verdict, report and JSON-RPC fast-fail come first, and
-    // the failures it counts are not hidden behind Envoy's plain "no
-    // healthy upstream"); Envoy's ejection follows only if the filter or
-    // its reports are not working.
-    let n = p.consecutive_failures.saturating_mul(if with_filter { 2 } else { 1 });
-    OutlierDetection {
-        consecutive_5xx: u32v(n),
-        consecutive_gateway_failure: u32v(n),
-        consecutive_local_origin_failure: u32v(n),
-        split_external_local_origin_errors: true,
-        interval: Some(duration(Duration::from_secs(1))),
-        base_ejection_time: Some(duration(p.open_base)),
-        max_ejection_time: Some(duration(p.open_max)),
-        // Every host may be ejected: the panic threshold is 0 as well.
-        max_ejection_percent: u32v(100),
-        // Rate-based ejection needs more hosts than MCP services usually have.
-        enforcing_success_rate: u32v(0),
-        ..Default::default()
-    }
-}
-
-/// Primaries at priority 0, standbys (if any) at priority 1. Envoy moves
-/// load to a lower priority as the higher one loses healthy hosts, by
-/// default already when it is below 100/1.4 = 71% healthy. With standbys
-/// the overprovisioning factor is raised so that one healthy (or degraded)
-/// primary keeps all the traffic: standbys take over only when no primary
-/// can serve, and hand back as soon as one returns.
-fn load_assignment(svc: &Service, ejected: &BTreeSet<SocketAddr>, health: &HealthMap) -> Resource {
-    let name = cluster_name(&svc.name);
-    let verdicts: Vec<EdsVerdict> = svc
-        .endpoints
-        .iter()
-        .map(|b| {
-            let key = EndpointKey { service: svc.name.clone(), addr: b.socket_addr() };
-            let active = health.get(&key).copied().unwrap_or_default();
-            health_score::verdict(active, ejected.contains(&b.socket_addr()), b.weight)
-        })
-        .collect();
-    let mut primaries = Vec::new();
-    let mut standbys = Vec::new();
-    for (b, v) in svc.endpoints.iter().zip(&verdicts) {
-        if b.standby { &mut standbys } else { &mut primaries }.push(lb_endpoint(b, *v));
-    }
-    let mut endpoints = vec![LocalityLbEndpoints { lb_endpoints: primaries, priority: 0, ..Default::default() }];
-    let mut policy = None;
-    if !standbys.is_empty() {
-        endpoints.push(LocalityLbEndpoints { lb_endpoints: standbys, priority: 1, ..Default::default() });
-        policy = Some(cluster_load_assignment::Policy {
-            overprovisioning_factor: Some(UInt32Value { value: STANDBY_OVERPROVISIONING }),
-            ..Default::default()
-        });
-    }
-    let cla = ClusterLoadAssignment { cluster_name: name.clone(), endpoints, policy, ..Default::default() };
-    Resource::new(name, pack_any(cla), &fingerprint(&(&svc.endpoints, verdicts)))
-}
-
-/// Percent: a priority with 1 healthy host in 1,000 still counts as fully
-/// healthy, so nothing spills to standbys while a primary serves.
-const STANDBY_OVERPROVISIONING: u32 = 100_000;
-
-fn lb_endpoint(b: &Backend, v: EdsVerdict) -> LbEndpoint {
-    let mut fields = std::collections::HashMap::new();
-    for (k, v) in &b.metadata {
-        fields.insert(k.clone(), pbuf::Value { kind: Some(Kind::StringValue(v.clone())) });
-    }
-    fields.insert("service".into(), pbuf::Value { kind: Some(Kind::StringValue(b.service.to_string())) });
-    let metadata = Metadata {
-        filter_metadata: [(METADATA_NAMESPACE.to_string(), Struct { fields })].into_iter().collect(),
-        ..Default::default()
-    };
-    LbEndpoint {
-        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-            address: Some(socket_address(b.socket_addr())),
-            ..Default::default()
-        })),
-        // UNHEALTHY overrides any Envoy-side check: the host gets no
-        // traffic. DEGRADED gets traffic only when too few are healthy.
-        health_status: v.eds_status() as i32,
-        // The configured weight scaled by the probe score, at least 1.
-        load_balancing_weight: Some(UInt32Value { value: v.weight }),
-        metadata: Some(metadata),
     }
 }
 
