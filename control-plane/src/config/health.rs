@@ -211,14 +211,7 @@ mod tests {
 
     use super::*;
 
-    fn problems(src: &str) -> Vec<String> {
-        Config::from_yaml(src)
-            .unwrap_err()
-            .problems()
-            .iter()
-            .map(|p| format!("{}@{}:{} {}", p.path, p.pos.line, p.pos.col, p.message))
-            .collect()
-    }
+    use crate::config::model::tests::{assert_problems, problems};
 
     #[test]
     fn defaults_when_absent() {
@@ -262,10 +255,7 @@ mod tests {
             "health.services.alpha.fall@8:19 expected an integer",
             "health.services.alpha.enabled@8:22 unknown key",
         ];
-        assert_eq!(got.len(), expected.len(), "{got:#?}");
-        for (g, e) in got.iter().zip(expected) {
-            assert!(g.starts_with(e), "{g} does not start with {e}");
-        }
+        assert_problems(&got, &expected);
     }
 
     #[test]

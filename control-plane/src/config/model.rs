@@ -360,7 +360,7 @@ fn check_ports(dec: &mut Decoder, root: &Node, cfg: &Config) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::Config;
     use super::*;
 
@@ -405,13 +405,22 @@ backends:
         assert_eq!(cfg.services().len(), 1);
     }
 
-    fn problems(src: &str) -> Vec<String> {
+    /// Every problem of an invalid config, as `path@line:col message`.
+    pub(in crate::config) fn problems(src: &str) -> Vec<String> {
         Config::from_yaml(src)
             .unwrap_err()
             .problems()
             .iter()
             .map(|p| format!("{}@{}:{} {}", p.path, p.pos.line, p.pos.col, p.message))
             .collect()
+    }
+
+    /// Asserts the problems start with these prefixes, in order.
+    pub(in crate::config) fn assert_problems(got: &[String], prefixes: &[&str]) {
+        assert_eq!(got.len(), prefixes.len(), "{got:#?}");
+        for (g, e) in got.iter().zip(prefixes) {
+            assert!(g.starts_with(e), "{g} does not start with {e}");
+        }
     }
 
     #[test]
@@ -427,10 +436,7 @@ backends:
             "backends[0].colour@6:5 unknown key",
             "backends[1].service@7:5 missing required key",
         ];
-        assert_eq!(got.len(), expected_prefixes.len(), "{got:#?}");
-        for (g, e) in got.iter().zip(expected_prefixes) {
-            assert!(g.starts_with(e), "{g} does not start with {e}");
-        }
+        assert_problems(&got, &expected_prefixes);
     }
 
     #[test]
