@@ -1,6 +1,7 @@
 //! Wiring: discovery feeds the registry, the registry becomes a snapshot,
 //! the snapshot is served over ADS; the admin API shows all of it.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,20 +13,17 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
 
-use std::collections::BTreeSet;
-
 use crate::admin::{self, AdminState};
 use crate::config::filter::FilterSettings;
 use crate::config::policy::Policy;
-use crate::config::{Config, EnvoySettings, HealthSettings, PolicySource};
-use crate::xds::resources::cluster_name;
+use crate::config::{Config, EnvoySettings, HealthSettings, PolicySource, Problem};
+use crate::discovery::static_file::{self, FileEvent};
 use crate::health::probe::Prober;
 use crate::health::{Board, Checker, HealthMap};
-use crate::discovery::static_file::{self, FileEvent};
 use crate::registry::{Fleet, Registry};
 use crate::reports::{PassiveView, ReportBatch};
 use crate::status::{unix_ms, Counters, Status};
-use crate::xds::resources::{build_snapshot, Inputs};
+use crate::xds::resources::{build_snapshot, cluster_name, Inputs};
 use crate::xds::server::AdsServer;
 use crate::xds::SnapshotCache;
 
@@ -61,6 +59,9 @@ struct Pipeline {
     busy_tx: watch::Sender<Arc<BTreeSet<SocketAddr>>>,
     /// The last good policy; an invalid edit leaves it in force.
     policy: Policy,
+    /// The filter's configuration for `policy`, already checked by the
+    /// filter's own parser.
+    filter_json: String,
     /// The policy file, when the config names one.
     policy_path: Option<PathBuf>,
     /// The config file's own `health:` section (a policy file may replace it).
@@ -85,17 +86,9 @@ impl Pipeline {
             .map(|(h, _)| *h)
             .collect();
         self.busy_tx.send_if_modified(|b| replace_if_changed(b, busy));
-        // The filter's settings come from the policy, checked by the
-        // filter's own parser so Envoy is never sent what it would refuse.
-        let filter = self.filter.clone().and_then(|mut f| {
-            f.policy_json = self.policy.filter_json(cluster_name);
-            match only1mcp_filter::config::Config::from_json(f.policy_json.as_bytes()) {
-                Ok(_) => Some(f),
-                Err(e) => {
-                    error!(error = %e, "the policy does not translate into a filter config; filter left out");
-                    None
-                }
-            }
+        let filter = self.filter.clone().map(|mut f| {
+            f.policy_json = self.filter_json.clone();
+            f
         });
         let inputs = Inputs {
             envoy: &self.settings,
@@ -147,10 +140,19 @@ impl Pipeline {
     }
 
     /// Puts a validated policy in force (and its `health:`, if it has one).
+    /// The filter's JSON is made and checked by the filter's own parser
+    /// here, once, so Envoy is never sent a config it would refuse.
     fn set_policy(&mut self, policy: Policy, path: Option<&std::path::Path>) {
+        let filter_json = policy.filter_json(cluster_name);
+        if let Err(e) = only1mcp_filter::config::Config::from_json(filter_json.as_bytes()) {
+            error!(error = %e, "policy refused: it does not translate into a filter config");
+            self.status.policy_rejected(&[Problem { path: String::new(), pos: Default::default(), message: e }]);
+            return;
+        }
         let health = policy.health.clone().unwrap_or_else(|| self.config_health.clone());
         self.health_settings_tx.send_if_modified(|h| replace_if_changed(h, health));
         self.policy = policy;
+        self.filter_json = filter_json;
         self.status.policy_loaded(path.map(|p| p.display().to_string()));
     }
 
@@ -244,6 +246,7 @@ pub async fn serve(
         health: Arc::new(HealthMap::new()),
         health_settings_tx,
         busy_tx,
+        filter_json: Policy::default().filter_json(cluster_name),
         policy: Policy::default(),
         policy_path: None,
         config_health: config.health.clone(),
