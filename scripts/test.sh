@@ -7,5 +7,7 @@ scripts/setup.sh
 cargo test --workspace
 # Lints are part of the build: warnings fail.
 cargo clippy --workspace --all-targets -- -D warnings
+# The proxy-wasm glue only exists for wasm32; lint it there too.
+cargo clippy -p only1mcp-filter -p only1mcp-bare-filter --target wasm32-wasip1 -- -D warnings
 # The demo must come up and serve both protocol eras.
 scripts/demo.sh --smoke

@@ -53,19 +53,17 @@ impl Request {
             return;
         }
         if let Some(host) = prop_string(&["upstream", "address"]) {
-            let now = now_ms();
-            let mut w = self.worker.borrow_mut();
-            w.host(&host, now);
-            if let Some(c) = &self.cluster {
-                w.remember(c, &host);
-            }
-            let h = w.host(&host, now);
-            if h.inflight == 0 {
-                h.busy_since_ms = Some(now);
-            }
-            h.inflight += 1;
+            self.worker.borrow_mut().begin_call(&host, self.cluster.as_deref(), now_ms());
             self.host = Some(host);
         }
+    }
+
+    /// Answers with the fast-fail 503, echoing the JSON-RPC id from the
+    /// (buffered, bounded) request body.
+    fn reply_503_with_body(&mut self, body_size: usize, retry_ms: u64) {
+        let limit = body_size.min(self.worker.borrow().config.inspect_body_bytes as usize);
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, limit).ok().flatten().unwrap_or_default();
+        self.reply_503(jsonrpc::request_id(&body), retry_ms);
     }
 }
 
@@ -107,13 +105,7 @@ impl Request {
 
     fn release_inflight(&mut self) {
         if let Some(host) = self.host.take() {
-            let now = now_ms();
-            let mut w = self.worker.borrow_mut();
-            let h = w.host(&host, now);
-            h.inflight = h.inflight.saturating_sub(1);
-            if h.inflight == 0 {
-                h.busy_since_ms = None;
-            }
+            self.worker.borrow_mut().end_call(&host, now_ms());
         }
     }
 }
@@ -131,11 +123,7 @@ impl HttpContext for Request {
         // the client re-initialize, and Envoy picks a healthy host for it.
         if let Some(host) = self.session_host() {
             let b = self.worker.borrow_mut().breaker(&host, self.start_ms);
-            let open = {
-                let w = self.worker.borrow();
-                !b.available(self.start_ms, &w.config.for_target(self.cluster.as_deref(), Some(&host)).breaker)
-            };
-            if matches!(b.state, State::Open { .. }) && open {
+            if matches!(b.state, State::Open { until_ms, .. } if self.start_ms < until_ms) {
                 self.local_reply = true;
                 inc(self.worker.borrow().metric(|m| m.reinit_404));
                 let body = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found: its backend is unavailable; re-initialize"}}"#;
@@ -160,18 +148,14 @@ impl HttpContext for Request {
             if !end_of_stream {
                 return Action::Pause;
             }
-            let limit = size.min(self.worker.borrow().config.inspect_body_bytes as usize);
-            let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, limit).ok().flatten().unwrap_or_default();
-            self.reply_503(jsonrpc::request_id(&body), retry);
+            self.reply_503_with_body(size, retry);
             return Action::Pause;
         }
         if end_of_stream {
             self.note_upstream();
             if let Some(retry) = self.admit() {
-                let limit = size.min(self.worker.borrow().config.inspect_body_bytes as usize);
-                let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, limit).ok().flatten().unwrap_or_default();
                 self.release_inflight();
-                self.reply_503(jsonrpc::request_id(&body), retry);
+                self.reply_503_with_body(size, retry);
                 return Action::Pause;
             }
         }
@@ -217,8 +201,7 @@ impl HttpContext for Request {
         let cfg = config.for_target(self.cluster.as_deref(), Some(&host));
         let elapsed_us = now.saturating_sub(self.start_ms) * 1000;
         let window_len = cfg.window as usize;
-        let h = w.host(&host, now);
-        h.inflight = h.inflight.saturating_sub(1);
+        let (h, busy_since) = w.end_call(&host, now);
         let (failure, counts) = match outcome {
             Outcome::Success => (false, true),
             Outcome::Failure(_) => (true, true),
@@ -228,13 +211,10 @@ impl HttpContext for Request {
         if counts {
             slow = elapsed_us > h.latency.threshold_us(&cfg.latency);
             if !failure {
-                h.phi.heartbeat(now, h.busy_since_ms);
+                h.phi.heartbeat(now, busy_since);
                 h.latency.record(now, elapsed_us, &cfg.latency);
             }
             h.window.push(failure, slow, window_len);
-        }
-        if h.inflight == 0 {
-            h.busy_since_ms = None;
         }
         let sig = Signals { calls: h.window.calls(), failure_rate: h.window.failure_rate(), slow_rate: h.window.slow_rate(), phi: 0.0 };
         if failure {

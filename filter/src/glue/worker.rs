@@ -108,6 +108,31 @@ impl Worker {
         h
     }
 
+    /// A call to `host` (of `cluster`) has started: it is now outstanding.
+    pub(super) fn begin_call(&mut self, host: &str, cluster: Option<&str>, now: u64) {
+        self.host(host, now);
+        if let Some(c) = cluster {
+            self.remember(c, host);
+        }
+        let h = self.host(host, now);
+        if h.inflight == 0 {
+            h.busy_since_ms = Some(now);
+        }
+        h.inflight += 1;
+    }
+
+    /// A call to `host` has ended. Returns the host and when it had become
+    /// busy (phi measures an interval that spans idle time from then).
+    pub(super) fn end_call(&mut self, host: &str, now: u64) -> (&mut HostLocal, Option<u64>) {
+        let h = self.host(host, now);
+        let busy_since = h.busy_since_ms;
+        h.inflight = h.inflight.saturating_sub(1);
+        if h.inflight == 0 {
+            h.busy_since_ms = None;
+        }
+        (h, busy_since)
+    }
+
     pub(super) fn remember(&mut self, cluster: &str, host: &str) {
         if let Some(h) = self.hosts.get_mut(host) {
             if h.cluster != cluster {
@@ -140,9 +165,10 @@ impl Worker {
         self.breakers.insert(host.to_string(), (b, now));
     }
 
-    /// The hosts known for a cluster: this worker's, plus those any worker
-    /// published (so a worker that never saw a host still knows it is open).
-    pub(super) fn cluster_hosts(&mut self, cluster: &str, now: u64) -> Vec<String> {
+    /// Adds the hosts other workers published for a cluster to this
+    /// worker's list (so a worker that never saw a host still knows it is
+    /// open); shared data is read at most every `CACHE_MS`.
+    fn refresh_members(&mut self, cluster: &str, now: u64) {
         let fresh = self.members_read.get(cluster).is_some_and(|at| now.saturating_sub(*at) < CACHE_MS);
         if !fresh {
             let (shared, _) = load_members(cluster);
@@ -154,19 +180,28 @@ impl Worker {
             }
             self.members_read.insert(cluster.to_string(), now);
         }
-        self.clusters.get(cluster).cloned().unwrap_or_default()
     }
 
     /// Whether every known host of this cluster is unavailable; if so, when
     /// to retry (ms).
+    /// This runs on every request: the host list is borrowed, not copied.
     pub(super) fn cluster_down(&mut self, cluster: &str, now: u64) -> Option<u64> {
-        let hosts = self.cluster_hosts(cluster, now);
+        self.refresh_members(cluster, now);
+        let hosts = std::mem::take(self.clusters.get_mut(cluster)?);
+        let down = self.all_unavailable(cluster, &hosts, now);
+        if let Some(slot) = self.clusters.get_mut(cluster) {
+            *slot = hosts;
+        }
+        down
+    }
+
+    fn all_unavailable(&mut self, cluster: &str, hosts: &[String], now: u64) -> Option<u64> {
         if hosts.is_empty() {
             return None;
         }
         let config = self.config.clone();
         let mut retry = u64::MAX;
-        for h in &hosts {
+        for h in hosts {
             let b = self.breaker(h, now);
             let s = &config.for_target(Some(cluster), Some(h)).breaker;
             if b.available(now, s) {
