@@ -3,15 +3,12 @@ on 127.0.0.1:PORT at /mcp, tool `whoami` answering NAME. Port 0 takes any
 free port; the bound port is written to READY_FILE as {"port": N}.
 
 usage: server_modern.py PORT NAME READY_FILE"""
-import json
-import os
-import socket
 import sys
 
-import anyio
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+
+from serve_on_port import serve
 
 
 def main(port: int, name: str, ready_file: str) -> None:
@@ -26,16 +23,7 @@ def main(port: int, name: str, ready_file: str) -> None:
         streamable_http_path="/mcp",
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    # Listening before the ready file exists: early connections queue.
-    sock.listen(128)
-    with open(ready_file + ".tmp", "w") as f:
-        json.dump({"port": sock.getsockname()[1]}, f)
-    os.replace(ready_file + ".tmp", ready_file)
-    config = uvicorn.Config(app, log_level="warning")
-    anyio.run(uvicorn.Server(config).serve, [sock])
+    serve(app, port, ready_file)
 
 
 if __name__ == "__main__":
