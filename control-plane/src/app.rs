@@ -86,14 +86,11 @@ impl Pipeline {
             .map(|(h, _)| *h)
             .collect();
         self.busy_tx.send_if_modified(|b| replace_if_changed(b, busy));
-        let filter = self.filter.clone().map(|mut f| {
-            f.policy_json = self.filter_json.clone();
-            f
-        });
         let inputs = Inputs {
             envoy: &self.settings,
             fleet: &fleet,
-            filter: filter.as_ref(),
+            filter: self.filter.as_ref(),
+            filter_json: &self.filter_json,
             reports_to: Some(self.reports_to),
             ejected: &ejected,
             health: &self.health,

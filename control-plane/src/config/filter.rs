@@ -35,9 +35,6 @@ pub struct FilterSettings {
     /// against the config file's directory.
     pub wasm: PathBuf,
     pub runtime: Runtime,
-    /// The filter's configuration (JSON), from the policy; validated by
-    /// the filter's own parser before it is sent.
-    pub policy_json: String,
 }
 
 impl FilterSettings {
@@ -75,15 +72,13 @@ pub(super) fn decode(dec: &mut Decoder, node: &Node) -> Option<FilterSettings> {
             _ => dec.report(&p, k.pos, format!("unknown key {key:?}; expected one of: {}", OWN_KEYS.join(", "))),
         }
     }
-    // Filled in from the policy when the snapshot is built.
-    let policy_json = "{}".to_string();
     if wasm.is_none() {
         dec.report(&join(path, "wasm"), node.pos, "missing required key \"wasm\" (path of only1mcp_filter.wasm)");
     }
     if !enabled? {
         return None;
     }
-    Some(FilterSettings { wasm: wasm?, runtime: runtime?, policy_json })
+    Some(FilterSettings { wasm: wasm?, runtime: runtime? })
 }
 
 #[cfg(test)]

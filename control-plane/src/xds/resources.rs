@@ -99,6 +99,8 @@ pub struct Inputs<'a> {
     pub fleet: &'a Fleet,
     /// The Wasm filter, if enabled.
     pub filter: Option<&'a FilterSettings>,
+    /// The filter's configuration (JSON) for the policy in force.
+    pub filter_json: &'a str,
     /// Where the filters send reports (the control plane's admin address).
     pub reports_to: Option<SocketAddr>,
     /// Hosts a filter in some Envoy holds open: unhealthy in every Envoy.
@@ -123,7 +125,7 @@ pub fn build_snapshot(inputs: &Inputs<'_>) -> Result<Snapshot, InconsistentSnaps
         resources.push((TypeUrl::ClusterLoadAssignment, reports_endpoints(addr)));
     }
     if let Some(f) = inputs.filter {
-        resources.push((TypeUrl::ExtensionConfig, wasm_filter(f)));
+        resources.push((TypeUrl::ExtensionConfig, wasm_filter(f, inputs.filter_json)));
         refs.listener_extensions.insert(FILTER_NAME.to_string());
     }
     resources.push((TypeUrl::RouteConfiguration, route_configuration(inputs.fleet, inputs.policy)));
@@ -184,7 +186,7 @@ mod tests {
             crate::config::PolicySource::Inline(p) => p,
             _ => &*DEFAULT_POLICY,
         };
-        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), reports_to: None, ejected: &NONE, health: &NO_HEALTH, policy }
+        Inputs { envoy: &cfg.envoy, fleet, filter: cfg.filter.as_ref(), filter_json: "{}", reports_to: None, ejected: &NONE, health: &NO_HEALTH, policy }
     }
 
     const TWO: &str = "backends:\n  - {service: weather, address: 127.0.0.1, port: 9001, weight: 2, metadata: {zone: a, rack: b}}\n  - {service: files, address: 127.0.0.2, port: 9002, path: /rpc}\n";
@@ -246,9 +248,8 @@ mod tests {
             "{TWO}filter:\n  wasm: /opt/f.wasm\npolicy:\n  defaults:\n    breaker: {{consecutive_failures: 3, open_base: 1500ms}}\n  services:\n    files:\n      load_balancing: {{policy: round_robin}}\n      retries: {{attempts: 2, on: [5xx]}}\n      session_affinity: {{enabled: false}}\n"
         ));
         let mut inp = inputs(&cfg, &f);
-        let mut fs = cfg.filter.clone().unwrap();
-        fs.policy_json = inp.policy.filter_json(cluster_name);
-        inp.filter = Some(&fs);
+        let json = inp.policy.filter_json(cluster_name);
+        inp.filter_json = &json;
         inp.reports_to = Some("127.0.0.1:18001".parse().unwrap());
         let s = build_snapshot(&inp).unwrap();
         assert_eq!(s.counts()[&TypeUrl::ExtensionConfig], 1);
